@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages media-pipeline builds against and its tests use.
+# Safe to run again: apt-get skips what is already there.
+set -euo pipefail
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=$(command -v sudo || true)
+export DEBIAN_FRONTEND=noninteractive
+packages=(
+  # build: the C libraries behind the thin C doors
+  libvips-dev libmagic-dev libmagic-mgc libssl-dev pkg-config
+  # tests and the example course: real files made by real tools
+  libvips-tools libimage-exiftool-perl imagemagick ffmpeg icc-profiles-free libheif-examples zip python3
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

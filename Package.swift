@@ -1,0 +1,74 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+/// The stage kinds that ship with the tool, one module each under Plugins/Stages/.
+let stageModules: [(name: String, dependencies: [Target.Dependency])] = [
+    ("ValidateStage", ["LocalMedia"]),
+    ("ClassifyStage", ["LocalMedia"]),
+    ("ImageTransformStage", ["LocalMedia"]),
+    ("RouteStage", []),
+    ("CloudflareImagesStage", ["CloudflareClient"]),
+    ("CloudflareR2Stage", ["CloudflareClient"]),
+    ("CloudflareStreamStage", ["CloudflareClient"]),
+]
+
+let package = Package(
+    name: "media-pipeline",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "media-pipeline", targets: ["media-pipeline"]),
+        .library(name: "MediaPipeline", targets: ["MediaPipeline"]),
+        .library(name: "StandardStages", targets: ["StandardStages"]),
+        .plugin(name: "PipelineLint", targets: ["PipelineLint"]),
+    ],
+    targets: [
+        // Thin C doors: one per library, Swift owns every C object.
+        .systemLibrary(name: "CLibVips", path: "Sources/CLibVips", pkgConfig: "vips",
+                       providers: [.apt(["libvips-dev"])]),
+        .target(name: "CVips", dependencies: ["CLibVips"], path: "Sources/CVips"),
+        .systemLibrary(name: "CMagic", path: "Sources/CMagic", pkgConfig: "libmagic",
+                       providers: [.apt(["libmagic-dev"])]),
+        .systemLibrary(name: "CCrypto", path: "Sources/CCrypto", pkgConfig: "libcrypto",
+                       providers: [.apt(["libssl-dev"])]),
+
+        // The core: no C import, no network, names no concrete stage.
+        .target(name: "MediaPipeline", path: "Sources/MediaPipeline"),
+        // Local media facts and transforms over libvips, libmagic and libcrypto.
+        .target(name: "LocalMedia", dependencies: ["MediaPipeline", "CVips", "CMagic", "CCrypto"],
+                path: "Sources/LocalMedia"),
+        // Cloudflare account configuration and endpoints shared by the three sinks.
+        .target(name: "CloudflareClient", dependencies: ["MediaPipeline"], path: "Sources/CloudflareClient"),
+        // The one list of standard stage kinds.
+        .target(name: "StandardStages",
+                dependencies: ["MediaPipeline", "LocalMedia"] + stageModules.map { .target(name: $0.name) },
+                path: "Sources/StandardStages"),
+        .executableTarget(name: "media-pipeline", dependencies: ["MediaPipeline", "StandardStages"],
+                          path: "Sources/media-pipeline"),
+
+        .plugin(name: "PipelineLint",
+                capability: .command(intent: .custom(verb: "lint-pipeline",
+                                                     description: "Validate the package's pipeline.json")),
+                path: "Plugins/PipelineLint"),
+
+        .target(name: "TestSupport", dependencies: ["MediaPipeline"], path: "Tests/TestSupport"),
+        .testTarget(name: "MediaPipelineTests", dependencies: ["MediaPipeline", "TestSupport"]),
+        .testTarget(name: "StagesTests",
+                    dependencies: ["MediaPipeline", "StandardStages", "LocalMedia", "TestSupport"]
+                        + stageModules.map { .target(name: $0.name) }),
+        .testTarget(name: "CLITests", dependencies: ["media-pipeline", "TestSupport"]),
+    ] + stageModules.map { module in
+        .target(name: module.name, dependencies: ["MediaPipeline"] + module.dependencies,
+                path: "Plugins/Stages/\(module.name)")
+    }
+)
+
+// Strict settings for every Swift target, set once.
+for target in package.targets where target.type != .system && target.type != .plugin {
+    if target.name == "CVips" { continue }
+    target.swiftSettings = (target.swiftSettings ?? []) + [
+        .enableUpcomingFeature("ExistentialAny"),
+        .enableUpcomingFeature("MemberImportVisibility"),
+        .enableUpcomingFeature("InternalImportsByDefault"),
+        .treatAllWarnings(as: .error),
+    ]
+}

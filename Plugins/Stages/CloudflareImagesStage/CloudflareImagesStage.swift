@@ -1,0 +1,60 @@
+import CloudflareClient
+import Foundation
+public import MediaPipeline
+
+/// Cloudflare Images: for web images within its limits (10 MB, 12,000 px side, 100 MP, 50 MP over
+/// all frames of an animation). Needs CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN.
+public struct CloudflareImagesStage: Sink {
+    public static let maxBytes: Int64 = 10_000_000
+    public static let maxSide = 12_000
+    public static let maxPixels: Int64 = 100_000_000
+    public static let maxAnimationPixels: Int64 = 50_000_000
+    /// Types Images takes (AVIF only on Enterprise plans, so it goes elsewhere).
+    public static let acceptedTypes: Set<String> = ["image/jpeg", "image/png", "image/webp", "image/gif", "image/svg+xml", "image/heic"]
+
+    let environment: CloudflareEnvironment
+    let requireSignedURLs: Bool
+    public var sinkName: String { "cloudflare-images" }
+
+    public static let factory = StageFactory(kind: "cloudflare.images", summary: "upload images to Cloudflare Images", isSink: true) { options, context in
+        let environment = CloudflareEnvironment(context.environment, assumeConfigured: context.assumeConfigured)
+        for problem in environment.endpointProblems() { options.error("", problem) }
+        return .sink(CloudflareImagesStage(
+            environment: environment,
+            requireSignedURLs: options.bool("requireSignedURLs", default: false, help: "deliver only through signed URLs")))
+    }
+
+    public var configuration: SinkConfiguration {
+        SinkConfiguration(missing: environment.missing([CloudflareEnvironment.accountID, CloudflareEnvironment.apiToken]))
+    }
+
+    public func refusal(for file: PreparedFile) -> String? {
+        guard Self.acceptedTypes.contains(file.mime) else { return "Images does not take \(file.mime)" }
+        if file.bytes > Self.maxBytes { return "\(Quantity.describe(bytes: file.bytes)) is over Images' 10 MB limit" }
+        if let image = file.image {
+            if image.longestSide > Self.maxSide { return "a side of \(image.longestSide) px is over Images' 12,000 px limit" }
+            if image.pixels > Self.maxPixels { return "\(image.pixels / 1_000_000) MP is over Images' 100 MP limit" }
+            if image.pages > 1, image.totalPixels > Self.maxAnimationPixels {
+                return "the animation's \(image.totalPixels / 1_000_000) MP over all frames is over Images' 50 MP limit"
+            }
+        }
+        return nil
+    }
+
+    public func plan(for asset: Asset, context: StageContext) throws -> UploadPlan {
+        let file = try asset.upload()
+        var details: [(key: String, value: JSONValue)] = [("requireSignedURLs", .bool(requireSignedURLs))]
+        // A public image gets an id derived from its content and purpose, so a retried upload
+        // finds the first one instead of making a second. Signed images cannot carry a custom id.
+        if !requireSignedURLs {
+            details.append(("id", .string(Self.imageID(sha256: try asset.sha256(), purpose: asset.purpose))))
+        }
+        return UploadPlan(method: "POST", endpoint: "\(environment.accountBase)/images/v1", contentType: "multipart/form-data",
+                          bytes: file.bytes, path: file.url.path, details: [("fileType", .string(file.mime))] + details)
+    }
+
+    /// `mp/<purpose>/<sha256>`: deterministic, never shaped like a UUID.
+    static func imageID(sha256: String, purpose: String?) -> String {
+        "mp/\(purpose ?? "none")/\(sha256)"
+    }
+}

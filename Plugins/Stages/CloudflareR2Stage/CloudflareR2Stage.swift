@@ -1,0 +1,94 @@
+import CloudflareClient
+import Foundation
+public import MediaPipeline
+
+/// R2 over its S3 API: every kind of file, under a key made from a template. Needs
+/// CLOUDFLARE_R2_ACCESS_KEY_ID, CLOUDFLARE_R2_SECRET_ACCESS_KEY, CLOUDFLARE_R2_BUCKET_NAME and
+/// CLOUDFLARE_ACCOUNT_ID (or CLOUDFLARE_R2_ENDPOINT).
+public struct CloudflareR2Stage: Sink {
+    /// R2's largest object: 5 TiB − 5 GiB.
+    public static let maxObjectBytes: Int64 = 5_492_189_429_760
+    /// R2's largest single PUT and largest part: 5 GiB − 5 MiB.
+    public static let maxPartBytes: Int64 = 5_363_466_240
+    public static let minPartBytes: Int64 = 5 * 1024 * 1024
+    public static let maxParts: Int64 = 10_000
+
+    let environment: CloudflareEnvironment
+    let keyTemplate: String
+    let multipartThreshold: Int64
+    let partSize: Int64
+    public var sinkName: String { "r2" }
+
+    static let placeholders = ["{purposePrefix}", "{purpose}", "{sha256}", "{ext}", "{name}", "{path}"]
+
+    public static let factory = StageFactory(kind: "cloudflare.r2", summary: "upload files to an R2 bucket (S3 API, multipart for large files)", isSink: true) { options, context in
+        let environment = CloudflareEnvironment(context.environment, assumeConfigured: context.assumeConfigured)
+        for problem in environment.endpointProblems() { options.error("", problem) }
+        let template = options.string("keyTemplate", default: "{purposePrefix}{sha256}{ext}",
+                                      help: "object key; placeholders " + placeholders.joined(separator: " "))
+        if let unknown = template.firstMatch(of: /\{[^}]*\}/).map({ String($0.output) }), !placeholders.contains(unknown) {
+            options.error("keyTemplate", "unknown placeholder \(unknown)", hint: DidYouMean.hint(for: unknown, among: placeholders))
+        }
+        let threshold = options.bytes("multipartThreshold", default: 100 * 1024 * 1024, help: "files larger than this go up in parts")
+        let part = options.bytes("partSize", default: 8 * 1024 * 1024, help: "smallest part size (grown to keep within 10,000 parts)")
+        if part < minPartBytes || part > maxPartBytes { options.error("partSize", "must be from 5MiB to 5GiB − 5MiB") }
+        if threshold > maxPartBytes { options.error("multipartThreshold", "must be at most 5GiB − 5MiB, R2's largest single PUT") }
+        return .sink(CloudflareR2Stage(environment: environment, keyTemplate: template, multipartThreshold: threshold, partSize: part))
+    }
+
+    public var configuration: SinkConfiguration {
+        var needed = [CloudflareEnvironment.r2AccessKeyID, CloudflareEnvironment.r2SecretAccessKey, CloudflareEnvironment.r2Bucket]
+        if environment[CloudflareEnvironment.r2Endpoint] == nil { needed.insert(CloudflareEnvironment.accountID, at: 0) }
+        return SinkConfiguration(missing: environment.missing(needed))
+    }
+
+    public func refusal(for file: PreparedFile) -> String? {
+        file.bytes > Self.maxObjectBytes ? "\(Quantity.describe(bytes: file.bytes)) is over R2's largest object" : nil
+    }
+
+    public func plan(for asset: Asset, context: StageContext) throws -> UploadPlan {
+        let file = try asset.upload()
+        let key = try key(for: asset, file: file, context: context)
+        let bucket = environment[CloudflareEnvironment.r2Bucket] ?? "$" + CloudflareEnvironment.r2Bucket
+        let objectURL = "\(environment.r2EndpointBase)/\(bucket)/\(key.encodedPath)"
+        var details: [(key: String, value: JSONValue)] = [("key", .string(key))]
+        if let base = environment[CloudflareEnvironment.r2PublicBaseURL] {
+            details.append(("url", .string("\(base)/\(key.encodedPath)")))
+        }
+        // Anything that is not an image is served as a download, never rendered inline.
+        if AssetKind(mime: file.mime) != .image { details.append(("contentDisposition", "attachment")) }
+        if file.bytes <= multipartThreshold {
+            return UploadPlan(method: "PUT", endpoint: objectURL, contentType: file.mime, bytes: file.bytes,
+                              path: file.url.path, details: details)
+        }
+        let part = Self.partSize(for: file.bytes, smallest: partSize)
+        details.append(("multipart", .object([("partSize", .int(part)),
+                                              ("parts", .int((file.bytes + part - 1) / part))])))
+        return UploadPlan(method: "POST", endpoint: objectURL + "?uploads", contentType: file.mime, bytes: file.bytes,
+                          path: file.url.path, details: details)
+    }
+
+    /// One part size for the whole upload: at least `smallest`, grown in whole MiB so the
+    /// file fits in 10,000 parts.
+    public static func partSize(for bytes: Int64, smallest: Int64) -> Int64 {
+        let mib: Int64 = 1024 * 1024
+        let needed = (bytes + maxParts - 1) / maxParts
+        let rounded = (needed + mib - 1) / mib * mib
+        return min(max(smallest, rounded), maxPartBytes)
+    }
+
+    /// The object key from the template; the purpose's prefix comes from the pipeline's purposes.
+    func key(for asset: Asset, file: PreparedFile, context: StageContext) throws -> String {
+        let values: [String: String] = [
+            "{purposePrefix}": asset.purpose.flatMap { context.purposes[$0]?.prefix } ?? "",
+            "{purpose}": asset.purpose ?? "",
+            "{sha256}": try asset.sha256(),
+            "{ext}": MediaTypes.preferredExtension(for: file.mime),
+            "{name}": (asset.relativePath as NSString).lastPathComponent,
+            "{path}": asset.relativePath,
+        ]
+        var key = keyTemplate
+        for (placeholder, value) in values { key = key.replacingOccurrences(of: placeholder, with: value) }
+        return key
+    }
+}

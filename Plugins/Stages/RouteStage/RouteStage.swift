@@ -1,0 +1,71 @@
+public import MediaPipeline
+
+/// Chooses the sink for each file: the first rule whose `when` holds gives candidates in order,
+/// and the first candidate that is configured and whose limits the prepared file fits wins.
+/// Why each other candidate was passed over is noted on the asset.
+public struct RouteStage: Stage {
+    struct Rule: Sendable {
+        var when: Condition?
+        var to: [String]
+    }
+
+    var rules: [Rule]
+
+    public static let factory = StageFactory(kind: "route", summary: "choose a sink per file from ordered rules and the sinks' limits") { options, context in
+        let raw = options.raw("rules", type: "[{when?, to: [sink step names]}]", help: "ordered rules; the first whose when holds applies")
+        guard case let .array(items)? = raw, !items.isEmpty else {
+            if raw != nil || context.sinkSteps.isEmpty == false {
+                options.error("rules", "expected a non-empty array of rules", hint: "e.g. [{\"when\": {\"kind\": \"image\"}, \"to\": [\"cloudflare-images\", \"r2\"]}]")
+            }
+            return nil
+        }
+        var rules: [Rule] = []
+        for (i, item) in items.enumerated() {
+            let path = JSONPath.index(JSONPath.child(options.path, "rules"), i)
+            var rule = OptionsReader(item, path: path)
+            var diagnostics = Diagnostics()
+            let when = Condition.read(rule.raw("when", type: "object", help: "conditions"), path: JSONPath.child(path, "when"),
+                                      purposes: Array(context.purposes.keys), diagnostics: &diagnostics)
+            var targets: [String] = []
+            switch rule.raw("to", type: "[names]", help: "sink step names, best first") {
+            case let .array(names)? where !names.isEmpty:
+                for (j, name) in names.enumerated() {
+                    guard let name = name.stringValue, context.sinkSteps.contains(name) else {
+                        let given = name.stringValue ?? name.compactText
+                        diagnostics.error(JSONPath.index(JSONPath.child(path, "to"), j), "'\(given)' is not the name of a sink stage in this pipeline",
+                                          hint: DidYouMean.hint(for: given, among: context.sinkSteps))
+                        continue
+                    }
+                    targets.append(name)
+                }
+            default:
+                rule.error("to", "expected a non-empty array of sink stage names", hint: "e.g. [\"r2\"]")
+            }
+            options.absorb(rule)
+            options.append(diagnostics)
+            rules.append(Rule(when: when, to: targets))
+        }
+        return .stage(RouteStage(rules: rules))
+    }
+
+    public func run(_ asset: Asset, context: StageContext) async throws -> StageOutcome {
+        guard let rule = try rules.first(where: { try $0.when?.matches(asset) ?? true }) else {
+            return .reject(Reason(.noSink, "no route rule matches this file"))
+        }
+        let file = try asset.upload()
+        var passedOver: [String] = []
+        for name in rule.to {
+            guard let sink = context.sinks[name] else { continue }
+            if !sink.configuration.isConfigured {
+                passedOver.append("\(name): not configured (set \(sink.configuration.missing.joined(separator: ", ")))")
+            } else if let refusal = sink.refusal(for: file) {
+                passedOver.append("\(name): \(refusal)")
+            } else {
+                passedOver.forEach(asset.note)
+                asset.sink = name
+                return .proceed
+            }
+        }
+        return .reject(Reason(.noSink, "no sink can take this file: " + passedOver.joined(separator: "; ")))
+    }
+}

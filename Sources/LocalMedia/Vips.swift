@@ -1,0 +1,140 @@
+import CVips
+public import Foundation
+public import MediaPipeline
+import Synchronization
+
+/// A libvips failure, with the operation, the file and libvips' own words.
+///
+/// libvips keeps one error text for the whole process, so when two files fail at the same moment
+/// a message may carry lines about the other one; the operation and file named here are ours.
+public struct VipsError: Error, CustomStringConvertible, Sendable {
+    public var operation: String
+    public var file: String
+    public var message: String
+
+    public var description: String { "\(operation) \(file): \(message)" }
+
+    /// The reason code this failure means for a file.
+    public var reason: Reason {
+        let text = message.lowercased()
+        let code: ReasonCode
+        if text.contains("operation is blocked") { code = .loaderBlocked }
+        else if ["premature end", "truncated", "unexpected end", "out of data", "not enough data", "short read", "libpng read error"].contains(where: text.contains) {
+            code = .truncated
+        } else { code = .decodeError }
+        return Reason(code, message)
+    }
+}
+
+/// What the transform writes.
+public enum ImageFormat: String, Sendable, CaseIterable {
+    case jpeg, png, webp, gif
+
+    var c: mp_format {
+        switch self {
+        case .jpeg: MP_FORMAT_JPEG
+        case .png: MP_FORMAT_PNG
+        case .webp: MP_FORMAT_WEBP
+        case .gif: MP_FORMAT_GIF
+        }
+    }
+
+    /// The MIME type of files in this format.
+    public var mime: String { "image/\(rawValue)" }
+    /// The usual file extension.
+    public var fileExtension: String { self == .jpeg ? "jpg" : rawValue }
+}
+
+/// One resize-and-clean of an image with libvips.
+public struct VipsTransform: Sendable, Equatable {
+    public var width: Int
+    public var height: Int
+    /// Fill the box and crop the overflow, rather than fitting inside it.
+    public var cover: Bool
+    public var autorotate: Bool
+    /// Keep every frame of an animation.
+    public var allPages: Bool
+    /// Keep an sRGB ICC profile; all other metadata is removed regardless.
+    public var keepICC: Bool
+    public var failOnTruncated: Bool
+    /// Remove EXIF, XMP, IPTC, GPS and comments.
+    public var strip: Bool
+    public var format: ImageFormat
+    public var quality: Int
+
+    public init(width: Int, height: Int, cover: Bool = false, autorotate: Bool = true, allPages: Bool = false,
+                keepICC: Bool = true, failOnTruncated: Bool = true, strip: Bool = true, format: ImageFormat, quality: Int) {
+        self.strip = strip
+        self.width = width
+        self.height = height
+        self.cover = cover
+        self.autorotate = autorotate
+        self.allPages = allPages
+        self.keepICC = keepICC
+        self.failOnTruncated = failOnTruncated
+        self.format = format
+        self.quality = quality
+    }
+}
+
+/// The door to libvips. Every image operation of the tool goes through here.
+public enum Vips {
+    private static let started: Result<Void, VipsError> = {
+        // VIPS_CONCURRENCY, when set, is read by libvips itself (0 leaves it to libvips).
+        if mp_vips_init(CommandLine.arguments.first ?? "media-pipeline", 0) != 0 {
+            return .failure(VipsError(operation: "vips_init", file: "", message: takeError()))
+        }
+        return .success(())
+    }()
+
+    /// Starts libvips (once), with untrusted loaders blocked.
+    public static func start() throws(VipsError) {
+        try started.get()
+    }
+
+    static func takeError() -> String {
+        var buffer = [CChar](repeating: 0, count: 2048)
+        mp_vips_take_error(&buffer, buffer.count)
+        let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return text.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "\n", with: "; ")
+    }
+
+    /// The image header, read without decoding pixels.
+    public static func header(of file: URL) throws(VipsError) -> ImageHeader {
+        try start()
+        var h = mp_header()
+        guard mp_vips_header(file.path, &h) == 0 else {
+            throw VipsError(operation: "header", file: file.lastPathComponent, message: takeError())
+        }
+        let loader = withUnsafeBytes(of: h.loader) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let format = loader.replacingOccurrences(of: "load_source", with: "").replacingOccurrences(of: "load", with: "")
+        return ImageHeader(format: format, width: Int(h.width), height: Int(h.height), pages: Int(max(h.pages, 1)),
+                           hasAlpha: h.has_alpha != 0, orientation: Int(h.orientation == 0 ? 1 : h.orientation),
+                           hasICC: h.has_icc != 0)
+    }
+
+    /// Resizes (never up), rotates upright, converts to sRGB, removes metadata and saves to `output`.
+    /// Returns the output's size in pixels and pages.
+    public static func transform(_ input: URL, to output: URL, _ t: VipsTransform) throws(VipsError) -> (width: Int, height: Int, pages: Int) {
+        try start()
+        var spec = mp_transform(width: Int32(t.width), height: Int32(t.height), cover: t.cover ? 1 : 0,
+                                autorotate: t.autorotate ? 1 : 0, all_pages: t.allPages ? 1 : 0, keep_icc: t.keepICC ? 1 : 0,
+                                fail_on_truncated: t.failOnTruncated ? 1 : 0, strip: t.strip ? 1 : 0, format: t.format.c, quality: Int32(t.quality))
+        var result = mp_transform_result()
+        guard mp_vips_transform(input.path, output.path, &spec, &result) == 0 else {
+            throw VipsError(operation: "transform", file: input.lastPathComponent, message: takeError())
+        }
+        return (Int(result.width), Int(result.height), Int(result.pages))
+    }
+
+    /// Every operation libvips flags untrusted, and whether it is blocked now.
+    public static func untrustedOperations() throws(VipsError) -> [(name: String, blocked: Bool)] {
+        try start()
+        var buffer = [CChar](repeating: 0, count: 8192)
+        mp_vips_untrusted_operations(&buffer, buffer.count)
+        let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return text.split(separator: ",").map { item in
+            item.hasSuffix("!") ? (String(item.dropLast()), false) : (String(item), true)
+        }
+    }
+}

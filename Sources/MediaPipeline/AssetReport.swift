@@ -1,0 +1,97 @@
+/// How a file ended. Part of the CLI contract.
+public enum AssetStatus: String, Sendable, CaseIterable {
+    case planned, uploaded, unchanged, skipped, rejected, failed, pending
+}
+
+/// The manifest row of one source file, also sent as the `asset` event.
+public struct AssetReport: Sendable, Equatable {
+    public var source: String
+    public var sha256: String?
+    public var bytes: Int64?
+    public var mime: String?
+    public var kind: AssetKind?
+    public var purpose: String?
+    public var status: AssetStatus
+    public var sink: String?
+    /// The upload's result, or in dry-run the plan.
+    public var result: JSONValue?
+    public var reason: Reason?
+    /// Notes left by stages (e.g. why routing passed a sink over).
+    public var notes: [String]
+    public var milliseconds: Double
+
+    public init(source: String, sha256: String? = nil, bytes: Int64? = nil, mime: String? = nil, kind: AssetKind? = nil,
+                purpose: String? = nil, status: AssetStatus, sink: String? = nil, result: JSONValue? = nil,
+                reason: Reason? = nil, notes: [String] = [], milliseconds: Double = 0) {
+        self.source = source
+        self.sha256 = sha256
+        self.bytes = bytes
+        self.mime = mime
+        self.kind = kind
+        self.purpose = purpose
+        self.status = status
+        self.sink = sink
+        self.result = result
+        self.reason = reason
+        self.notes = notes
+        self.milliseconds = milliseconds
+    }
+
+    /// The row in the shape the manifest and `--json` share.
+    public var json: JSONValue {
+        .object([
+            ("source", .string(source)),
+            ("sha256", .optional(sha256)),
+            ("bytes", bytes.map { .int($0) } ?? .null),
+            ("mime", .optional(mime)),
+            ("kind", .optional(kind?.rawValue)),
+            ("purpose", .optional(purpose)),
+            ("status", .string(status.rawValue)),
+            ("sink", .optional(sink)),
+            ("result", result ?? .null),
+            ("reason", .optional(reason?.code.rawValue)),
+            ("ms", .number((milliseconds * 10).rounded() / 10)),
+        ])
+    }
+}
+
+/// Counts and bytes at the end of a run.
+public struct RunSummary: Sendable {
+    public var byStatus: [AssetStatus: Int] = [:]
+    public var bySink: [String: (count: Int, bytes: Int64)] = [:]
+    public var milliseconds: Double = 0
+
+    public init() {}
+
+    public mutating func add(_ report: AssetReport) {
+        byStatus[report.status, default: 0] += 1
+        if let sink = report.sink {
+            let bytes: Int64
+            if case let .number(n)? = report.result?["bytes"] { bytes = Int64(n) } else { bytes = report.bytes ?? 0 }
+            let old = bySink[sink] ?? (0, 0)
+            bySink[sink] = (old.count + 1, old.bytes + bytes)
+        }
+    }
+
+    public var total: Int { byStatus.values.reduce(0, +) }
+
+    /// The exit code DESIGN.md assigns: 4 failed > 1 rejected > 0. (3 and 5 come from the run itself.)
+    public var exitCode: Int32 {
+        if byStatus[.failed, default: 0] > 0 { return 4 }
+        if byStatus[.rejected, default: 0] > 0 { return 1 }
+        return 0
+    }
+
+    /// The `summary` event.
+    public var json: JSONValue {
+        .object([
+            ("event", "summary"),
+            ("files", .int(total)),
+            ("status", .object(AssetStatus.allCases.map { ($0.rawValue, .int(byStatus[$0, default: 0])) })),
+            ("sinks", .object(bySink.keys.sorted().map { name in
+                (name, .object([("files", .int(bySink[name]!.count)), ("bytes", .int(bySink[name]!.bytes))]))
+            })),
+            ("ms", .number(milliseconds.rounded())),
+        ])
+    }
+}

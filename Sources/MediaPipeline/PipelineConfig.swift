@@ -1,0 +1,285 @@
+public import Foundation
+
+/// How a purpose wants images shaped, e.g. a 512 px square crop for avatars.
+public struct ImagePreset: Sendable, Equatable {
+    /// `inside` keeps the whole image within the box; `cover` fills the box and crops.
+    public enum Fit: String, Sendable, CaseIterable { case inside, cover }
+
+    public var fit: Fit
+    public var width: Int
+    public var height: Int
+    /// `jpeg`, `png`, `webp`, `gif` or nil to leave it to the transform stage.
+    public var format: String?
+    public var quality: Int?
+
+    public init(fit: Fit, width: Int, height: Int, format: String? = nil, quality: Int? = nil) {
+        self.fit = fit
+        self.width = width
+        self.height = height
+        self.format = format
+        self.quality = quality
+    }
+}
+
+/// What an upload is for: picks the R2 key prefix and the image preset.
+public struct Purpose: Sendable, Equatable {
+    public var name: String
+    public var prefix: String
+    public var image: ImagePreset?
+
+    public init(name: String, prefix: String, image: ImagePreset? = nil) {
+        self.name = name
+        self.prefix = prefix
+        self.image = image
+    }
+}
+
+/// A path rule: files whose path inside the input matches `match` get `purpose`.
+public struct PurposeRule: Sendable, Equatable {
+    public var match: Glob
+    public var purpose: String
+}
+
+/// The `limits` block.
+public struct PipelineLimits: Sendable, Equatable {
+    public var maxEntriesPerArchive: Int = 50_000
+    public var apiRequestsPer5Min: Int = 600
+    public var uploads: Int = 8
+    /// CPU workers; nil means one per core.
+    public var concurrency: Int?
+}
+
+/// What a stage does when it throws or rejects a file.
+public enum OnError: String, Sendable, CaseIterable {
+    /// The file ends `rejected` (the default).
+    case reject
+    /// The file ends `skipped`.
+    case skip
+    /// The next stage runs.
+    case `continue`
+}
+
+/// One entry of `stages`, built.
+public struct PipelineStep: Sendable {
+    public var name: String
+    public var kind: String
+    public var when: Condition?
+    public var onError: OnError
+    public var body: StepBody
+
+    public init(name: String, kind: String, when: Condition?, onError: OnError, body: StepBody) {
+        self.name = name
+        self.kind = kind
+        self.when = when
+        self.onError = onError
+        self.body = body
+    }
+}
+
+/// A loaded, checked pipeline.json.
+public struct Pipeline: Sendable {
+    public static let version = 1
+
+    public var limits: PipelineLimits
+    public var purposes: [String: Purpose]
+    public var purposeRules: [PurposeRule]
+    public var steps: [PipelineStep]
+    /// The document with `${VAR}` resolved, for `explain` (redact before printing).
+    public var resolved: JSONValue
+    /// Warnings found while loading.
+    public var warnings: [Diagnostic]
+
+    /// The sinks by step name.
+    public var sinks: [String: any Sink] {
+        var out: [String: any Sink] = [:]
+        for step in steps { if case let .sink(sink) = step.body { out[step.name] = sink } }
+        return out
+    }
+
+    /// The purpose for a path: `override` (from `--purpose`) first, else the first matching rule.
+    public func purpose(for relativePath: String, override: String?) -> String? {
+        override ?? purposeRules.first { $0.match.matches(relativePath) }?.purpose
+    }
+
+    /// Everything wrong with a pipeline file, reported together.
+    public struct LoadError: Error, Sendable {
+        public var diagnostics: [Diagnostic]
+    }
+
+    private static let topKeys = ["$schema", "version", "limits", "purposes", "purposeRules", "stages"]
+
+    /// Reads pipeline.json text strictly: version first, unknown keys refused with a did-you-mean,
+    /// `${VAR}` resolved once, each stage's options decoded by its own factory.
+    public static func load(_ data: Data, registry: StageRegistry, environment: [String: String],
+                            assumeConfigured: Bool = false) throws(LoadError) -> Pipeline {
+        var diagnostics = Diagnostics()
+        let document: JSONValue
+        do {
+            document = try JSONValue.parse(data)
+        } catch {
+            throw LoadError(diagnostics: [Diagnostic(.error, path: "", "not valid JSON: \(describe(error))",
+                                                     hint: "check commas, quotes and brackets near the place named")])
+        }
+        guard case .object = document else {
+            throw LoadError(diagnostics: [Diagnostic(.error, path: "", "expected a JSON object at the top, found \(document.typeName)")])
+        }
+        // The version decides how everything else is read, so it is checked alone and first.
+        switch document["version"] {
+        case nil:
+            throw LoadError(diagnostics: [Diagnostic(.error, path: "version", "missing", hint: "add \"version\": 1")])
+        case .number(Double(version))?:
+            break
+        case let other?:
+            throw LoadError(diagnostics: [Diagnostic(.error, path: "version", "unsupported version \(other.compactText)",
+                                                     hint: "this media-pipeline reads version \(version)")])
+        }
+
+        let resolved = Interpolation(environment: environment).resolve(document, path: "", diagnostics: &diagnostics)
+        var top = OptionsReader(resolved, path: "")
+        _ = top.raw("$schema", type: "string", help: "path or URL of the JSON Schema, for editors")
+        _ = top.raw("version", type: "1", help: "format version")
+
+        let limits = readLimits(top.object("limits", help: "batch limits"), diagnostics: &diagnostics)
+        let purposes = readPurposes(top.raw("purposes", type: "object", help: "upload purposes"), diagnostics: &diagnostics)
+        let rules = readRules(top.raw("purposeRules", type: "array", help: "path rules choosing a purpose"),
+                              purposes: purposes, diagnostics: &diagnostics)
+        let steps = readSteps(top.raw("stages", type: "array", help: "the ordered stages"), registry: registry,
+                              context: FactoryContext(environment: environment, assumeConfigured: assumeConfigured, purposes: purposes),
+                              diagnostics: &diagnostics)
+        diagnostics.append(contentsOf: top.finished().diagnostics)
+
+        if diagnostics.hasErrors { throw LoadError(diagnostics: diagnostics.items) }
+        return Pipeline(limits: limits, purposes: purposes, purposeRules: rules, steps: steps, resolved: resolved,
+                        warnings: diagnostics.items)
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        if case let DecodingError.dataCorrupted(context) = error {
+            let underlying = (context.underlyingError as? NSError)?.userInfo[NSDebugDescriptionErrorKey] as? String
+            return underlying ?? context.debugDescription
+        }
+        return String(describing: error)
+    }
+
+    private static func readLimits(_ reader: OptionsReader, diagnostics: inout Diagnostics) -> PipelineLimits {
+        var reader = reader
+        var limits = PipelineLimits()
+        limits.maxEntriesPerArchive = reader.int("maxEntriesPerArchive", default: limits.maxEntriesPerArchive, range: 1...10_000_000,
+                                                 help: "entries an archive may hold")
+        limits.apiRequestsPer5Min = reader.int("apiRequestsPer5Min", default: limits.apiRequestsPer5Min, range: 1...1_000_000,
+                                               help: "Cloudflare API budget per 5 minutes")
+        limits.uploads = reader.int("uploads", default: limits.uploads, range: 1...256, help: "uploads in flight")
+        let concurrency = reader.int("concurrency", default: 0, range: 0...1024, help: "CPU workers (0 = one per core)")
+        limits.concurrency = concurrency == 0 ? nil : concurrency
+        diagnostics.append(contentsOf: reader.finished().diagnostics)
+        return limits
+    }
+
+    private static func readPurposes(_ value: JSONValue?, diagnostics: inout Diagnostics) -> [String: Purpose] {
+        guard let value else { return [:] }
+        guard case let .object(pairs) = value else {
+            diagnostics.error("purposes", "expected an object of purposes, found \(value.typeName)")
+            return [:]
+        }
+        var purposes: [String: Purpose] = [:]
+        for (name, body) in pairs {
+            let path = JSONPath.child("purposes", name)
+            var reader = OptionsReader(body, path: path)
+            let prefix = reader.string("prefix", default: "", help: "R2 key prefix, e.g. avatars/")
+            if prefix.hasPrefix("/") { reader.error("prefix", "must not start with '/'", hint: "write e.g. \"avatars/\"") }
+            var image = reader.object("image", help: "image preset")
+            let preset = image.has("fit") || image.has("width") || image.has("maxDimension") ? readPreset(&image) : nil
+            reader.absorb(image)
+            diagnostics.append(contentsOf: reader.finished().diagnostics)
+            purposes[name] = Purpose(name: name, prefix: prefix, image: preset)
+        }
+        return purposes
+    }
+
+    private static func readPreset(_ reader: inout OptionsReader) -> ImagePreset? {
+        let fit = reader.choice("fit", ImagePreset.Fit.allCases.map(\.rawValue), default: "inside", help: "inside or cover")
+        let longest = reader.int("maxDimension", default: 0, range: 0...100_000, help: "longest side in pixels")
+        let width = reader.int("width", default: longest, range: 0...100_000, help: "box width in pixels")
+        let height = reader.int("height", default: longest, range: 0...100_000, help: "box height in pixels")
+        let format = reader.choice("format", ["keep", "jpeg", "png", "webp"], default: "keep", help: "output format")
+        let quality = reader.int("quality", default: 0, range: 0...100, help: "encoder quality (0 = the stage's)")
+        guard width > 0, height > 0 else {
+            reader.error("", "an image preset needs width and height, or maxDimension", hint: "e.g. {\"maxDimension\": 1600}")
+            return nil
+        }
+        return ImagePreset(fit: ImagePreset.Fit(rawValue: fit) ?? .inside, width: width, height: height,
+                           format: format == "keep" ? nil : format, quality: quality == 0 ? nil : quality)
+    }
+
+    private static func readRules(_ value: JSONValue?, purposes: [String: Purpose], diagnostics: inout Diagnostics) -> [PurposeRule] {
+        guard let value else { return [] }
+        guard case let .array(items) = value else {
+            diagnostics.error("purposeRules", "expected an array of rules, found \(value.typeName)")
+            return []
+        }
+        var rules: [PurposeRule] = []
+        for (i, item) in items.enumerated() {
+            var reader = OptionsReader(item, path: JSONPath.index("purposeRules", i))
+            let match = reader.string("match", default: "", help: "glob over the path inside the input")
+            let purpose = reader.string("purpose", default: "", help: "purpose name")
+            if match.isEmpty { reader.error("match", "missing", hint: "e.g. \"videos/**\"") }
+            if purposes[purpose] == nil {
+                reader.error("purpose", purpose.isEmpty ? "missing" : "unknown purpose '\(purpose)'",
+                             hint: DidYouMean.hint(for: purpose, among: Array(purposes.keys)))
+            }
+            diagnostics.append(contentsOf: reader.finished().diagnostics)
+            rules.append(PurposeRule(match: Glob(match), purpose: purpose))
+        }
+        return rules
+    }
+
+    private static func readSteps(_ value: JSONValue?, registry: StageRegistry, context: FactoryContext,
+                                  diagnostics: inout Diagnostics) -> [PipelineStep] {
+        guard let value else {
+            diagnostics.error("stages", "missing", hint: "list the stages, e.g. [{\"kind\": \"validate\"}, …]")
+            return []
+        }
+        guard case let .array(items) = value, !items.isEmpty else {
+            diagnostics.error("stages", "expected a non-empty array of stages, found \(value.typeName)")
+            return []
+        }
+        // Names and kinds first, so a router can check the sinks it names wherever they stand.
+        var context = context
+        let kinds = items.map { $0["kind"]?.stringValue ?? "" }
+        context.sinkSteps = items.indices.compactMap { i in
+            registry[kinds[i]]?.isSink == true ? (items[i]["name"]?.stringValue ?? kinds[i]) : nil
+        }
+        var steps: [PipelineStep] = []
+        var seen: [String: Int] = [:]
+        for (i, item) in items.enumerated() {
+            let path = JSONPath.index("stages", i)
+            var reader = OptionsReader(item, path: path)
+            let kind = reader.string("kind", default: "", help: "the stage kind")
+            let name = reader.string("name", default: kind, help: "a unique name for this step")
+            let onError = reader.choice("on_error", OnError.allCases.map(\.rawValue), default: "reject",
+                                        help: "what a failure does to the file")
+            let when = Condition.read(reader.raw("when", type: "object", help: "conditions"), path: JSONPath.child(path, "when"),
+                                      purposes: Array(context.purposes.keys), diagnostics: &diagnostics)
+            let rawOptions = reader.raw("options", type: "object", help: "the stage's own options")
+            if let first = seen[name] {
+                reader.error("name", "'\(name)' is already the name of stages[\(first)]", hint: "give each stage a unique name")
+            }
+            seen[name] = seen[name] ?? i
+            var built: StepBody?
+            if kind.isEmpty {
+                reader.error("kind", "missing", hint: "one of: " + registry.kinds.joined(separator: ", "))
+            } else if let factory = registry[kind] {
+                var options = OptionsReader(rawOptions, path: JSONPath.child(path, "options"))
+                built = factory.build(&options, context)
+                diagnostics.append(contentsOf: options.finished().diagnostics)
+            } else {
+                reader.error("kind", "unknown stage kind '\(kind)'", hint: DidYouMean.hint(for: kind, among: registry.kinds))
+            }
+            diagnostics.append(contentsOf: reader.finished().diagnostics)
+            if let built {
+                steps.append(PipelineStep(name: name, kind: kind, when: when, onError: OnError(rawValue: onError) ?? .reject, body: built))
+            }
+        }
+        return steps
+    }
+}

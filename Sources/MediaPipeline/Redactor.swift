@@ -1,0 +1,46 @@
+import Foundation
+
+/// Replaces secret values wherever they appear in text meant for people or files.
+///
+/// Redaction is by value, so a secret is hidden however it got into a message: through an
+/// interpolated option, an error echoed by a server, or a URL.
+public struct Redactor: Sendable {
+    private let secrets: [String]
+
+    /// Variable names whose values are treated as secrets.
+    public static func isSecretName(_ name: String) -> Bool {
+        let upper = name.uppercased()
+        if ["CLOUDFLARE_ACCOUNT_ID", "CLOUDFLARE_API_TOKEN", "CLOUDFLARE_R2_ACCESS_KEY_ID",
+            "CLOUDFLARE_R2_SECRET_ACCESS_KEY"].contains(upper) { return true }
+        return ["TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "PRIVATE", "_KEY", "APIKEY"].contains { upper.contains($0) }
+    }
+
+    /// A redactor for every secret-looking variable in `environment`.
+    public init(environment: [String: String]) {
+        self.init(secrets: environment.filter { Redactor.isSecretName($0.key) }.map(\.value))
+    }
+
+    public init(secrets: [String]) {
+        // Very short values would mangle ordinary text; longest first so overlaps redact whole.
+        self.secrets = Array(Set(secrets.filter { $0.count >= 4 })).sorted { $0.count > $1.count }
+    }
+
+    /// `text` with each secret replaced by `****`.
+    public func redact(_ text: String) -> String {
+        var out = text
+        for secret in secrets where out.contains(secret) {
+            out = out.replacingOccurrences(of: secret, with: "****")
+        }
+        return out
+    }
+
+    /// The JSON value with every string redacted.
+    public func redact(_ value: JSONValue) -> JSONValue {
+        switch value {
+        case let .string(s): .string(redact(s))
+        case let .array(items): .array(items.map(redact))
+        case let .object(pairs): .object(pairs.map { (redact($0.key), redact($0.value)) })
+        default: value
+        }
+    }
+}

@@ -1,0 +1,134 @@
+public import Foundation
+
+/// Takes each input file through the pipeline's steps with bounded concurrency.
+///
+/// The runner owns what wraps every stage: `when`, `on_error`, timing, and dry-run reporting of
+/// sink plans. It is the one path from input to report.
+public struct Runner: Sendable {
+    /// What the caller chose for this run.
+    public struct Options: Sendable {
+        public var dryRun: Bool
+        public var concurrency: Int
+        public var workDirectory: URL
+        /// `--purpose`: overrides the purpose rules for every file.
+        public var purpose: String?
+
+        public init(dryRun: Bool, concurrency: Int, workDirectory: URL, purpose: String? = nil) {
+            self.dryRun = dryRun
+            self.concurrency = max(1, concurrency)
+            self.workDirectory = workDirectory
+            self.purpose = purpose
+        }
+    }
+
+    public let pipeline: Pipeline
+    public let inspector: any AssetInspector
+    public let logger: any Logger
+
+    public init(pipeline: Pipeline, inspector: any AssetInspector, logger: any Logger) {
+        self.pipeline = pipeline
+        self.inspector = inspector
+        self.logger = logger
+    }
+
+    /// Runs every input; `report` is called once per file as it finishes (from any task).
+    public func run(_ inputs: [InputFile], options: Options, report: @escaping @Sendable (AssetReport) -> Void) async -> RunSummary {
+        let started = ContinuousClock.now
+        let context = StageContext(logger: logger, dryRun: options.dryRun, workDirectory: options.workDirectory,
+                                   purposes: pipeline.purposes, sinks: pipeline.sinks)
+        var summary = RunSummary()
+        await withTaskGroup(of: AssetReport.self) { group in
+            var next = inputs.makeIterator()
+            for _ in 0..<options.concurrency {
+                guard let input = next.next() else { break }
+                group.addTask { await process(input, options: options, context: context) }
+            }
+            for await finished in group {
+                summary.add(finished)
+                report(finished)
+                if let input = next.next() {
+                    group.addTask { await process(input, options: options, context: context) }
+                }
+            }
+        }
+        summary.milliseconds = Runner.milliseconds(since: started)
+        return summary
+    }
+
+    static func milliseconds(since start: ContinuousClock.Instant) -> Double {
+        let d = ContinuousClock.now - start
+        return Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
+    }
+
+    /// One file through every step.
+    func process(_ input: InputFile, options: Options, context: StageContext) async -> AssetReport {
+        let started = ContinuousClock.now
+        let asset = Asset(source: input.source, file: input.url, relativePath: input.relativePath,
+                          purpose: pipeline.purpose(for: input.relativePath, override: options.purpose), inspector: inspector)
+        var ending = await walk(asset, context: context)
+        if ending.status != .planned, ending.status != .uploaded {
+            discardPrepared(asset, in: context.workDirectory)
+        }
+        ending.report.milliseconds = Runner.milliseconds(since: started)
+        return ending.report
+    }
+
+    private struct Ending {
+        var status: AssetStatus
+        var report: AssetReport
+    }
+
+    private func walk(_ asset: Asset, context: StageContext) async -> Ending {
+        func end(_ status: AssetStatus, sink: String? = nil, result: JSONValue? = nil, reason: Reason? = nil) -> Ending {
+            let mime = asset.knownMIME
+            let report = AssetReport(source: asset.source, sha256: asset.knownSHA256, bytes: asset.knownSize ?? (try? asset.size()),
+                                     mime: mime, kind: mime.map(AssetKind.init(mime:)), purpose: asset.purpose, status: status,
+                                     sink: sink, result: result, reason: reason, notes: asset.notes)
+            return Ending(status: status, report: report)
+        }
+        var planned: (sink: String, plan: UploadPlan)?
+        for step in pipeline.steps {
+            var outcome: StageOutcome
+            do {
+                if let when = step.when, try !when.matches(asset) { continue }
+                switch step.body {
+                case let .stage(stage):
+                    outcome = try await stage.run(asset, context: context)
+                case let .sink(sink):
+                    guard asset.sink == step.name else { continue }
+                    let plan = try sink.plan(for: asset, context: context)
+                    // The real run executes the same plan; uploading arrives with the sinks' transport.
+                    planned = (sink.sinkName, plan)
+                    outcome = .proceed
+                }
+            } catch let reason as Reason {
+                outcome = .reject(reason)
+            } catch {
+                outcome = .reject(Reason(.stageFailed, "stage '\(step.name)': \(error)"))
+            }
+            switch outcome {
+            case .proceed: continue
+            case let .skip(reason): return end(.skipped, reason: reason)
+            case let .reject(reason):
+                switch step.onError {
+                case .reject: return end(.rejected, reason: reason)
+                case .skip: return end(.skipped, reason: reason)
+                case .continue:
+                    logger.log(.warning, "\(asset.source): stage '\(step.name)' failed, continuing: \(reason)")
+                    continue
+                }
+            }
+        }
+        if let planned {
+            return end(.planned, sink: planned.sink, result: planned.plan.json)
+        }
+        let why = asset.sink == nil ? "no route stage chose a sink for this file" : "the chosen sink '\(asset.sink!)' did not run"
+        return end(.rejected, reason: Reason(.noSink, why))
+    }
+
+    /// Removes a prepared file of a file that will not be uploaded, so nothing half-done remains.
+    private func discardPrepared(_ asset: Asset, in folder: URL) {
+        guard let prepared = asset.prepared, prepared.url.path.hasPrefix(folder.path) else { return }
+        try? FileManager.default.removeItem(at: prepared.url)
+    }
+}

@@ -1,0 +1,145 @@
+public import Foundation
+
+/// A stable, snake_case code saying why a file was refused or passed by. Part of the CLI contract.
+public struct ReasonCode: RawRepresentable, Hashable, Sendable, ExpressibleByStringLiteral, CustomStringConvertible {
+    public var rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+    public init(stringLiteral value: String) { self.rawValue = value }
+    public var description: String { rawValue }
+
+    public static let typeNotAllowed: ReasonCode = "type_not_allowed"
+    public static let typeMismatch: ReasonCode = "type_mismatch"
+    public static let emptyFile: ReasonCode = "empty_file"
+    public static let noSink: ReasonCode = "no_sink"
+    public static let stageFailed: ReasonCode = "stage_failed"
+    public static let loaderBlocked: ReasonCode = "loader_blocked"
+    public static let decodeError: ReasonCode = "decode_error"
+    public static let truncated: ReasonCode = "truncated"
+    public static let pixelLimit: ReasonCode = "pixel_limit"
+    public static let frameLimit: ReasonCode = "frame_limit"
+    public static let dimensionLimit: ReasonCode = "dimension_limit"
+    public static let tooLarge: ReasonCode = "too_large"
+    public static let svgNotAllowed: ReasonCode = "svg_not_allowed"
+    public static let svgActiveContent: ReasonCode = "svg_active_content"
+    public static let sourceChanged: ReasonCode = "source_changed"
+    public static let diskFull: ReasonCode = "disk_full"
+}
+
+/// Why a stage refused or passed by a file: the code for machines, the detail for people.
+public struct Reason: Sendable, Equatable, Error, CustomStringConvertible {
+    public var code: ReasonCode
+    public var detail: String
+
+    public init(_ code: ReasonCode, _ detail: String) {
+        self.code = code
+        self.detail = detail
+    }
+
+    public var description: String { "\(code): \(detail)" }
+}
+
+/// What a stage decided about a file.
+public enum StageOutcome: Sendable, Equatable {
+    /// Go on to the next stage.
+    case proceed
+    /// Pass the file by on purpose; it ends `skipped`.
+    case skip(Reason)
+    /// Refuse the file for good; it ends `rejected`.
+    case reject(Reason)
+}
+
+/// Where stages write messages; the CLI decides where they go.
+public protocol Logger: Sendable {
+    func log(_ level: LogLevel, _ message: String)
+}
+
+/// How much a message matters.
+public enum LogLevel: Int, Sendable, Comparable {
+    case debug, info, warning, error
+    public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// Everything a stage may use from the outside world, passed in rather than looked up.
+public struct StageContext: Sendable {
+    public var logger: any Logger
+    /// True for `--dry-run`: nothing leaves the machine.
+    public var dryRun: Bool
+    /// A folder that belongs to this run, for prepared files.
+    public var workDirectory: URL
+    /// The pipeline's purposes, by name.
+    public var purposes: [String: Purpose]
+    /// The pipeline's sinks, by step name, for routing.
+    public var sinks: [String: any Sink]
+
+    public init(logger: any Logger, dryRun: Bool, workDirectory: URL, purposes: [String: Purpose], sinks: [String: any Sink]) {
+        self.logger = logger
+        self.dryRun = dryRun
+        self.workDirectory = workDirectory
+        self.purposes = purposes
+        self.sinks = sinks
+    }
+}
+
+/// One unit of work on a file: validate it, transform it, route it, …
+///
+/// A stage does its one job; timing, logging, `when`, `on_error` and dry-run reporting are the
+/// runner's. A stage may throw `Reason` to refuse a file with a code, or any other error, which
+/// becomes `stage_failed`.
+public protocol Stage: Sendable {
+    func run(_ asset: Asset, context: StageContext) async throws -> StageOutcome
+}
+
+/// Whether a sink has what it needs from the environment.
+public struct SinkConfiguration: Sendable, Equatable {
+    /// The environment variables it still needs; empty when it is configured.
+    public var missing: [String]
+
+    public init(missing: [String]) { self.missing = missing }
+
+    public var isConfigured: Bool { missing.isEmpty }
+}
+
+/// A request a sink would make to upload one file. Dry-run reports it; a real run executes it.
+public struct UploadPlan: Sendable, Equatable {
+    public var method: String
+    public var endpoint: String
+    public var contentType: String
+    public var bytes: Int64
+    /// The file that would be sent (the prepared one after transforms).
+    public var path: String
+    /// Sink-specific facts: the R2 key, tus vs basic, part size, …
+    public var details: [(key: String, value: JSONValue)]
+
+    public init(method: String, endpoint: String, contentType: String, bytes: Int64, path: String,
+                details: [(key: String, value: JSONValue)] = []) {
+        self.method = method
+        self.endpoint = endpoint
+        self.contentType = contentType
+        self.bytes = bytes
+        self.path = path
+        self.details = details
+    }
+
+    public static func == (a: UploadPlan, b: UploadPlan) -> Bool {
+        a.method == b.method && a.endpoint == b.endpoint && a.contentType == b.contentType && a.bytes == b.bytes
+            && a.path == b.path && JSONValue.object(a.details) == JSONValue.object(b.details)
+    }
+
+    /// The plan as the manifest's `result` in dry-run.
+    public var json: JSONValue {
+        .object([("method", .string(method)), ("endpoint", .string(endpoint)), ("contentType", .string(contentType)),
+                 ("bytes", .int(bytes)), ("path", .string(path))] + details)
+    }
+}
+
+/// A stage that uploads. Routing asks whether it is configured and whether a file fits its limits;
+/// the runner asks it for a plan, which dry-run reports and a real run executes.
+public protocol Sink: Sendable {
+    /// The name the manifest uses for this sink: `cloudflare-images`, `r2`, `stream`.
+    var sinkName: String { get }
+    var configuration: SinkConfiguration { get }
+    /// Why `file` cannot go to this sink (over a limit, a type it does not take), or nil when it fits.
+    func refusal(for file: PreparedFile) -> String?
+    /// The request that would upload the asset.
+    func plan(for asset: Asset, context: StageContext) throws -> UploadPlan
+}

@@ -1,0 +1,69 @@
+/// What a stage factory builds: an ordinary stage, or a sink the router can choose.
+public enum StepBody: Sendable {
+    case stage(any Stage)
+    case sink(any Sink)
+}
+
+/// What a factory may know while building its stage.
+public struct FactoryContext: Sendable {
+    /// The process environment, for sinks' credentials. Factories keep what they need.
+    public var environment: [String: String]
+    /// `--assume-configured`: sinks plan as if every variable they need were set.
+    public var assumeConfigured: Bool
+    /// The names of the pipeline's sink steps, so a router can check its targets.
+    public var sinkSteps: [String]
+    /// The pipeline's purposes.
+    public var purposes: [String: Purpose]
+
+    public init(environment: [String: String], assumeConfigured: Bool, sinkSteps: [String] = [], purposes: [String: Purpose] = [:]) {
+        self.environment = environment
+        self.assumeConfigured = assumeConfigured
+        self.sinkSteps = sinkSteps
+        self.purposes = purposes
+    }
+}
+
+/// Makes one kind of stage from its JSON options.
+public struct StageFactory: Sendable {
+    /// The `kind` written in pipeline.json, e.g. `image.transform`.
+    public let kind: String
+    /// One line for `media-pipeline stages`.
+    public let summary: String
+    /// True when the stage uploads (the router may send files to it).
+    public let isSink: Bool
+    /// Decodes the options (recording problems in the reader) and builds the stage.
+    public let build: @Sendable (inout OptionsReader, FactoryContext) -> StepBody?
+
+    public init(kind: String, summary: String, isSink: Bool = false,
+                build: @escaping @Sendable (inout OptionsReader, FactoryContext) -> StepBody?) {
+        self.kind = kind
+        self.summary = summary
+        self.isSink = isSink
+        self.build = build
+    }
+
+    /// The options this kind reads, found by building it once with none given.
+    public func options(context: FactoryContext) -> [OptionsReader.Option] {
+        var reader = OptionsReader(nil, path: "options")
+        _ = build(&reader, context)
+        return reader.options
+    }
+}
+
+/// Maps each stage `kind` to its factory. The core knows stages only through this.
+public struct StageRegistry: Sendable {
+    public private(set) var factories: [String: StageFactory] = [:]
+
+    public init(_ factories: [StageFactory] = []) {
+        for factory in factories { register(factory) }
+    }
+
+    public mutating func register(_ factory: StageFactory) {
+        precondition(factories[factory.kind] == nil, "stage kind \(factory.kind) registered twice")
+        factories[factory.kind] = factory
+    }
+
+    public subscript(kind: String) -> StageFactory? { factories[kind] }
+
+    public var kinds: [String] { factories.keys.sorted() }
+}

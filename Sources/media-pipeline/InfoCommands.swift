@@ -1,0 +1,75 @@
+import Foundation
+import MediaPipeline
+import StandardStages
+
+/// `media-pipeline validate`: every problem in a pipeline file, with its JSON path.
+struct ValidateCommand {
+    static let spec = CommandSpec(
+        name: "validate", usage: "validate [FILE]",
+        abstract: "Check a pipeline file and list every problem with its JSON path.", options: [])
+
+    let arguments: ParsedArguments
+    let environment: [String: String]
+    let console: Console
+
+    func run() -> Int32 {
+        guard arguments.positional.count <= 1 else {
+            console.err("error: validate takes one pipeline file")
+            return 2
+        }
+        let path = arguments.positional.first ?? "pipeline.json"
+        // Sinks' credentials are not needed to check a file's shape.
+        guard let pipeline = MediaPipelineCLI.loadPipeline(path, environment: environment, assumeConfigured: true, console: console)
+        else { return 2 }
+        console.out("\(path): OK, \(pipeline.steps.count) stages, \(pipeline.purposes.count) purposes")
+        return 0
+    }
+}
+
+/// `media-pipeline explain`: the pipeline as it will run, environment applied, secrets hidden.
+struct ExplainCommand {
+    static let spec = CommandSpec(
+        name: "explain", usage: "explain [FILE]",
+        abstract: "Show the resolved pipeline with the environment applied and secrets redacted.", options: [])
+
+    let arguments: ParsedArguments
+    let environment: [String: String]
+    let console: Console
+
+    func run() -> Int32 {
+        let path = arguments.positional.first ?? "pipeline.json"
+        guard let pipeline = MediaPipelineCLI.loadPipeline(path, environment: environment, assumeConfigured: false, console: console)
+        else { return 2 }
+        console.out(console.redactor.redact(pipeline.resolved).prettyText)
+        console.out("")
+        for step in pipeline.steps {
+            var line = "stage \(step.name) (\(step.kind))"
+            if case let .sink(sink) = step.body {
+                line += sink.configuration.isConfigured ? ": configured" : ": not configured, set \(sink.configuration.missing.joined(separator: ", "))"
+            }
+            console.out(line)
+        }
+        return 0
+    }
+}
+
+/// `media-pipeline stages`: the stage kinds this build knows and their options.
+struct StagesCommand {
+    static let spec = CommandSpec(
+        name: "stages", usage: "stages", abstract: "List the stage kinds and their options.", options: [])
+
+    let environment: [String: String]
+    let console: Console
+
+    func run() -> Int32 {
+        let context = FactoryContext(environment: [:], assumeConfigured: true)
+        for factory in StandardStages.factories {
+            console.out("\(factory.kind)\(factory.isSink ? " (sink)" : "")  — \(factory.summary)")
+            for option in factory.options(context: context) {
+                console.out("    \(option.name): \(option.type), default \(option.defaultValue) — \(option.help)")
+            }
+            console.out("")
+        }
+        return 0
+    }
+}

@@ -1,0 +1,129 @@
+import Foundation
+import MediaPipeline
+import StandardStages
+
+/// `media-pipeline run`: every file through the pipeline, reported per file and in a summary.
+struct RunCommand {
+    static let spec = CommandSpec(
+        name: "run", usage: "run PATH… [options]",
+        abstract: "Run files and folders (recursively) through the pipeline.",
+        options: [
+            .init(name: "pipeline", value: "FILE", help: "The pipeline file (default: pipeline.json)."),
+            .init(name: "dry-run", value: nil, help: "Plan every upload and report it; nothing leaves the machine."),
+            .init(name: "assume-configured", value: nil, help: "With --dry-run: plan as if every sink's variables were set."),
+            .init(name: "purpose", value: "NAME", help: "Use this purpose for every file instead of the path rules."),
+            .init(name: "json", value: nil, help: "Write NDJSON events to stdout (human text stays on stderr)."),
+            .init(name: "manifest", value: "FILE", help: "Write one JSON line per source file to FILE."),
+            .init(name: "work-dir", value: "DIR", help: "Keep prepared files in DIR (default: a temporary folder, removed)."),
+            .init(name: "concurrency", value: "N", help: "Files processed at once (default: limits.concurrency, else one per core)."),
+            .init(name: "quiet", value: nil, help: "Print only problems and the summary."),
+            .init(name: "verbose", value: nil, help: "Print what each stage found."),
+        ],
+        discussion: """
+            Exit codes: 0 all done, 1 some files rejected, 2 usage or pipeline error (nothing attempted),
+            3 fatal, 4 some files failed after retries, 5 notifications pending.
+            """)
+
+    let arguments: ParsedArguments
+    let environment: [String: String]
+
+    func run() async -> Int32 {
+        let quiet = arguments.flag("quiet"), verbose = arguments.flag("verbose")
+        let console = Console(redactor: Redactor(environment: environment), level: verbose ? .debug : quiet ? .warning : .info)
+        func usage(_ message: String) -> Int32 {
+            console.err("error: \(message)")
+            return 2
+        }
+        let dryRun = arguments.flag("dry-run")
+        if arguments.flag("assume-configured"), !dryRun { return usage("--assume-configured goes with --dry-run only") }
+        if quiet, verbose { return usage("choose one of --quiet and --verbose") }
+        guard !arguments.positional.isEmpty else { return usage("name at least one file or folder; see 'media-pipeline run --help'") }
+        var concurrency: Int?
+        if let text = arguments.value("concurrency") {
+            guard let n = Int(text), (1...256).contains(n) else { return usage("--concurrency takes a number from 1 to 256") }
+            concurrency = n
+        }
+        guard let pipeline = MediaPipelineCLI.loadPipeline(arguments.value("pipeline") ?? "pipeline.json", environment: environment,
+                                                           assumeConfigured: arguments.flag("assume-configured"), console: console)
+        else { return 2 }
+        if let purpose = arguments.value("purpose"), pipeline.purposes[purpose] == nil {
+            let hint = DidYouMeanWord.closest(purpose, Array(pipeline.purposes.keys)).map { " Did you mean '\($0)'?" } ?? ""
+            return usage("--purpose '\(purpose)' is not a purpose of this pipeline.\(hint) Known: \(pipeline.purposes.keys.sorted().joined(separator: ", "))")
+        }
+        guard dryRun else {
+            return usage("this version plans uploads but does not send them yet: run with --dry-run to see the plan")
+        }
+        let inputs: [InputFile]
+        do { inputs = try InputFile.expand(arguments.positional) } catch { return usage("\(error)") }
+
+        let fm = FileManager.default
+        let keepWork = arguments.value("work-dir") != nil
+        let work = arguments.value("work-dir").map { URL(fileURLWithPath: $0) }
+            ?? fm.temporaryDirectory.appendingPathComponent("media-pipeline-\(UUID().uuidString.lowercased())")
+        do { try fm.createDirectory(at: work, withIntermediateDirectories: true) } catch {
+            return usage("cannot create the work folder \(work.path): \(error.localizedDescription)")
+        }
+        defer { if !keepWork { try? fm.removeItem(at: work) } }
+
+        let manifest: FileHandle?
+        if let path = arguments.value("manifest") {
+            guard fm.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
+                return usage("cannot write the manifest \(path)")
+            }
+            manifest = handle
+        } else {
+            manifest = nil
+        }
+        defer { try? manifest?.close() }
+
+        let json = arguments.flag("json")
+        let options = Runner.Options(dryRun: dryRun, concurrency: concurrency ?? pipeline.limits.concurrency ?? ProcessInfo.processInfo.activeProcessorCount,
+                                     workDirectory: work, purpose: arguments.value("purpose"))
+        let runner = Runner(pipeline: pipeline, inspector: StandardStages.inspector(), logger: ConsoleLogger(console: console))
+        if !quiet { console.err("\(dryRun ? "planning" : "running") \(inputs.count) file\(inputs.count == 1 ? "" : "s") with \(options.concurrency) worker\(options.concurrency == 1 ? "" : "s")") }
+        let summary = await runner.run(inputs, options: options) { report in
+            let row = console.redactor.redact(report.json)
+            if json { console.out(JSONValue.object([("event", "asset")] + Self.pairs(row)).compactText) }
+            manifest?.write(Data((row.compactText + "\n").utf8))
+            Self.describe(report, console: console, quiet: quiet)
+        }
+        if json { console.out(summary.json.compactText) }
+        Self.describeSummary(summary, console: console)
+        return summary.exitCode
+    }
+
+    static func pairs(_ value: JSONValue) -> [(key: String, value: JSONValue)] {
+        if case let .object(pairs) = value { return pairs }
+        return []
+    }
+
+    /// One line per file on stderr; rejections in the contract's shape.
+    static func describe(_ report: AssetReport, console: Console, quiet: Bool) {
+        let source = Console.escape(report.source)
+        switch report.status {
+        case .rejected, .failed, .skipped:
+            let reason = report.reason.map { "\($0.code): \(Console.escape($0.detail))" } ?? "no reason given"
+            console.err("\(report.status.rawValue) \(source) — \(reason)")
+        default:
+            guard !quiet else { return }
+            var line = "\(report.status.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \(source) → \(report.sink ?? "-")"
+            if let result = report.result, case let .string(method)? = result["method"], case let .string(endpoint)? = result["endpoint"] {
+                line += "  \(method) \(endpoint)"
+            }
+            if case let .number(bytes)? = report.result?["bytes"] { line += "  (\(Quantity.describe(bytes: Int64(bytes))))" }
+            console.err(line)
+        }
+        if console.level <= .debug { for note in report.notes { console.err("  note: \(Console.escape(note))") } }
+    }
+
+    static func describeSummary(_ summary: RunSummary, console: Console) {
+        let counts = AssetStatus.allCases.compactMap { status in
+            summary.byStatus[status].map { "\($0) \(status.rawValue)" }
+        }
+        console.err("summary: \(summary.total) file\(summary.total == 1 ? "" : "s"): \(counts.isEmpty ? "nothing to do" : counts.joined(separator: ", ")) in \(String(format: "%.2f", summary.milliseconds / 1000)) s")
+        for name in summary.bySink.keys.sorted() {
+            let entry = summary.bySink[name]!
+            console.err("  \(name.padding(toLength: 18, withPad: " ", startingAt: 0)) \(entry.count) file\(entry.count == 1 ? "" : "s"), \(Quantity.describe(bytes: entry.bytes))")
+        }
+    }
+}

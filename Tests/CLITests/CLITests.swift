@@ -1,0 +1,125 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// The real binary, run as a user would, on real files.
+struct CLITests {
+    static let binary = TestFiles.repoRoot.appendingPathComponent(".build/debug/media-pipeline").path
+    static let canaries = [
+        "CLOUDFLARE_API_TOKEN": "canary-api-\(UUID().uuidString.prefix(12))",
+        "CLOUDFLARE_R2_SECRET_ACCESS_KEY": "canary-r2s-\(UUID().uuidString.prefix(12))",
+        "CLOUDFLARE_R2_ACCESS_KEY_ID": "canary-r2a-\(UUID().uuidString.prefix(12))",
+        "CLOUDFLARE_ACCOUNT_ID": "canary-acct-\(UUID().uuidString.prefix(8))",
+    ]
+
+    func run(_ arguments: [String], environment: [String: String] = [:]) -> Shell.Result {
+        var env = ["PATH": "/usr/bin:/bin", "HOME": NSTemporaryDirectory()]
+        env.merge(environment) { _, new in new }
+        return Shell.run(Self.binary, arguments, environment: env, directory: TestFiles.repoRoot)
+    }
+
+    /// Copies fixtures into a folder of their own, so one run sees exactly these files.
+    func folder(_ names: [String], in dir: URL) throws -> URL {
+        let input = dir.appendingPathComponent("in")
+        try FileManager.default.createDirectory(at: input, withIntermediateDirectories: true)
+        for name in names { try FileManager.default.copyItem(at: try TestFiles.fixture(name), to: input.appendingPathComponent(name)) }
+        return input
+    }
+
+    func rows(_ text: String) throws -> [[String: Any]] {
+        try text.split(separator: "\n").map { line in
+            try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        }
+    }
+
+    func assertNoSecret(_ texts: [String]) {
+        for (name, value) in Self.canaries {
+            let forms = [value, Data(value.utf8).base64EncodedString(),
+                         value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? value]
+            for text in texts { for form in forms { #expect(!text.contains(form), "\(name) leaked") } }
+        }
+    }
+
+    @Test func helpAndVersionWorkForEveryCommand() {
+        #expect(run(["--version"]).stdout.hasPrefix("media-pipeline "))
+        for command in ["run", "validate", "explain", "stages"] {
+            let help = run([command, "--help"])
+            #expect(help.status == 0 && help.stdout.contains("USAGE: media-pipeline \(command)"))
+        }
+        let wrong = run(["rnu"])
+        #expect(wrong.status == 2 && wrong.stderr.contains("did you mean 'run'?") == false && wrong.stderr.contains("Did you mean 'run'?"))
+        #expect(run(["run", "--dryrun", "x"]).stderr.contains("did you mean '--dry-run'?"))
+    }
+
+    @Test func aDryRunPlansGoodFilesRejectsBadOnesAndLeaksNoSecret() async throws {
+        try await TestFiles.withTemporaryDirectory { dir in
+            let input = try folder(["photo.jpg", "rotated.jpg", "doc.pdf", "doc.docx", "clip.mp4", "lesson.png", "empty.jpg"], in: dir)
+            let manifest = dir.appendingPathComponent("manifest.jsonl")
+            let work = dir.appendingPathComponent("work")
+            let result = run(["run", input.path, "--dry-run", "--json", "--verbose", "--manifest", manifest.path, "--work-dir", work.path],
+                             environment: Self.canaries.merging(["CLOUDFLARE_R2_BUCKET_NAME": "media"]) { a, _ in a })
+            #expect(result.status == 1, "stderr: \(result.stderr)")
+            let events = try rows(result.stdout)
+            let assets = events.filter { $0["event"] as? String == "asset" }
+            #expect(assets.count == 7)
+            #expect(events.last?["event"] as? String == "summary")
+            let manifestText = try String(contentsOf: manifest, encoding: .utf8)
+            let byName = Dictionary(uniqueKeysWithValues: try rows(manifestText).map { (($0["source"] as! String).components(separatedBy: "/").last!, $0) })
+            #expect(byName.count == 7)
+            #expect(byName["photo.jpg"]?["status"] as? String == "planned")
+            #expect(byName["photo.jpg"]?["sink"] as? String == "cloudflare-images")
+            #expect(byName["doc.pdf"]?["sink"] as? String == "r2")
+            #expect(byName["doc.docx"]?["mime"] as? String == "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+            #expect(byName["clip.mp4"]?["sink"] as? String == "stream")
+            #expect(byName["lesson.png"]?["reason"] as? String == "type_not_allowed")
+            #expect(byName["empty.jpg"]?["reason"] as? String == "empty_file")
+            // The plan names the prepared file, which exists in the kept work folder.
+            let plan = try #require(byName["rotated.jpg"]?["result"] as? [String: Any])
+            let path = try #require(plan["path"] as? String)
+            #expect(path.hasPrefix(work.path) && FileManager.default.fileExists(atPath: path))
+            #expect(result.stderr.contains("rejected \(input.path)/lesson.png — type_not_allowed: "))
+            assertNoSecret([result.stdout, result.stderr, manifestText])
+            // Only the prepared images remain in the work folder: nothing partial.
+            #expect(TestFiles.listing(work).allSatisfy { $0.hasSuffix(".jpg") && !$0.contains(".part") })
+        }
+    }
+
+    @Test func explainAndValidateNeverPrintSecrets() throws {
+        let explain = run(["explain"], environment: Self.canaries)
+        #expect(explain.status == 0)
+        #expect(explain.stdout.contains("stage cloudflare-images (cloudflare.images): configured"))
+        let validate = run(["validate"], environment: Self.canaries)
+        #expect(validate.status == 0 && validate.stdout.contains("OK"))
+        assertNoSecret([explain.stdout, explain.stderr, validate.stdout, validate.stderr])
+    }
+
+    @Test("usage and pipeline errors exit 2 before anything runs", arguments: [
+        (["run"], "name at least one file or folder"),
+        (["run", "/nonexistent-folder", "--dry-run"], "no such file or folder"),
+        (["run", "Tests", "--assume-configured"], "--assume-configured goes with --dry-run only"),
+        (["run", "Tests"], "run with --dry-run"),
+        (["run", "Tests", "--dry-run", "--purpose", "avatr"], "Did you mean 'avatar'?"),
+        (["run", "Tests", "--dry-run", "--concurrency", "0"], "--concurrency takes a number"),
+        (["validate", "Package.swift"], "not valid JSON"),
+    ])
+    func usageErrorsExitTwo(_ arguments: [String], _ message: String) {
+        let result = run(arguments)
+        #expect(result.status == 2)
+        #expect(result.stderr.contains(message), "stderr: \(result.stderr)")
+    }
+
+    @Test func anHTTPEndpointForARemoteHostIsAConfigError() {
+        let result = run(["validate"], environment: ["CLOUDFLARE_API_BASE_URL": "http://api.example.com/client/v4"])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("CLOUDFLARE_API_BASE_URL must use https://"))
+        #expect(run(["validate"], environment: ["CLOUDFLARE_API_BASE_URL": "http://127.0.0.1:9/client/v4"]).status == 0)
+    }
+
+    @Test func stagesListsEveryKindWithItsOptions() {
+        let result = run(["stages"])
+        for kind in ["validate", "classify", "image.transform", "route", "cloudflare.images", "cloudflare.r2", "cloudflare.stream"] {
+            #expect(result.stdout.contains("\n\(kind)") || result.stdout.hasPrefix(kind))
+        }
+        #expect(result.stdout.contains("maxDimension: integer"))
+    }
+}

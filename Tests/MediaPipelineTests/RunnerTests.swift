@@ -1,0 +1,133 @@
+import Foundation
+import MediaPipeline
+import Synchronization
+import TestSupport
+import Testing
+
+/// Facts from fixed answers, so the runner is tested alone.
+struct FixedInspector: AssetInspector {
+    var mime = "text/plain"
+    func sniffMIME(of file: URL) throws -> String { mime }
+    func imageHeader(of file: URL, mime: String) throws -> ImageHeader? { nil }
+    func sha256(of file: URL) throws -> String { "abc" }
+}
+
+/// Counts how many files are inside it at once.
+final class Gauge: Sendable {
+    private let state = Mutex((now: 0, peak: 0))
+    func enter() { state.withLock { $0.now += 1; $0.peak = max($0.peak, $0.now) } }
+    func leave() { state.withLock { $0.now -= 1 } }
+    var peak: Int { state.withLock { $0.peak } }
+}
+
+struct ScriptedStage: Stage {
+    var outcome: @Sendable (Asset) throws -> StageOutcome
+    var gauge: Gauge?
+    func run(_ asset: Asset, context: StageContext) async throws -> StageOutcome {
+        gauge?.enter()
+        defer { gauge?.leave() }
+        try await Task.sleep(for: .milliseconds(5))
+        return try outcome(asset)
+    }
+}
+
+struct RoutingStage: Stage {
+    func run(_ asset: Asset, context: StageContext) async throws -> StageOutcome {
+        asset.sink = "out"
+        return .proceed
+    }
+}
+
+struct RunnerTests {
+    func pipeline(_ steps: [PipelineStep]) throws -> Pipeline {
+        var p = try Pipeline.load(Data(#"{"version": 1, "stages": [{"kind": "noop"}]}"#.utf8), registry: testRegistry, environment: [:])
+        p.steps = steps
+        return p
+    }
+
+    func step(_ name: String, _ body: StepBody, when: Condition? = nil, onError: OnError = .reject) -> PipelineStep {
+        PipelineStep(name: name, kind: name, when: when, onError: onError, body: body)
+    }
+
+    func inputs(_ n: Int, in dir: URL) throws -> [InputFile] {
+        try (0..<n).map { i in
+            let url = dir.appendingPathComponent("f\(i).txt")
+            try Data("file \(i)".utf8).write(to: url)
+            return InputFile(source: "f\(i).txt", url: url, relativePath: "f\(i).txt")
+        }
+    }
+
+    func run(_ pipeline: Pipeline, _ files: [InputFile], dir: URL, concurrency: Int = 2) async -> (RunSummary, [AssetReport]) {
+        let reports = Mutex<[AssetReport]>([])
+        let runner = Runner(pipeline: pipeline, inspector: FixedInspector(), logger: MemoryLogger())
+        let summary = await runner.run(files, options: .init(dryRun: true, concurrency: concurrency, workDirectory: dir)) { r in
+            reports.withLock { $0.append(r) }
+        }
+        return (summary, reports.withLock { $0 }.sorted { $0.source < $1.source })
+    }
+
+    @Test func concurrencyIsBoundedAndEveryFileIsReported() async throws {
+        try await TestFiles.withTemporaryDirectory { dir in
+            let gauge = Gauge()
+            let p = try pipeline([step("slow", .stage(ScriptedStage(outcome: { _ in .proceed }, gauge: gauge))),
+                                  step("route", .stage(RoutingStage())), step("out", .sink(FixedSink()))])
+            let (summary, reports) = await run(p, try inputs(12, in: dir), dir: dir, concurrency: 3)
+            #expect(reports.count == 12)
+            #expect(summary.byStatus[.planned] == 12)
+            #expect(gauge.peak == 3)
+            #expect(summary.exitCode == 0)
+            #expect(reports.allSatisfy { $0.sink == "fixed" && $0.result?["method"] == "PUT" })
+        }
+    }
+
+    @Test("on_error: reject ends rejected, skip ends skipped, continue goes on", arguments: [
+        (OnError.reject, AssetStatus.rejected), (.skip, .skipped), (.continue, .planned),
+    ])
+    func onErrorDecidesTheEnding(_ policy: OnError, _ expected: AssetStatus) async throws {
+        try await TestFiles.withTemporaryDirectory { dir in
+            let failing = ScriptedStage(outcome: { _ in throw Reason("custom_code", "it broke") })
+            let p = try pipeline([step("bad", .stage(failing), onError: policy), step("route", .stage(RoutingStage())),
+                                  step("out", .sink(FixedSink()))])
+            let (summary, reports) = await run(p, try inputs(1, in: dir), dir: dir)
+            #expect(reports.first?.status == expected)
+            if expected != .planned { #expect(reports.first?.reason?.code == "custom_code") }
+            #expect(summary.exitCode == (expected == .rejected ? 1 : 0))
+        }
+    }
+
+    @Test func anUnexpectedErrorBecomesStageFailedNamingTheStage() async throws {
+        struct Broken: Error {}
+        try await TestFiles.withTemporaryDirectory { dir in
+            let p = try pipeline([step("exploder", .stage(ScriptedStage(outcome: { _ in throw Broken() })))])
+            let (_, reports) = await run(p, try inputs(1, in: dir), dir: dir)
+            #expect(reports.first?.reason?.code == .stageFailed)
+            #expect(reports.first?.reason?.detail.contains("exploder") == true)
+        }
+    }
+
+    @Test func aStageWhoseWhenIsFalseIsPassedOver() async throws {
+        try await TestFiles.withTemporaryDirectory { dir in
+            let rejectAll = ScriptedStage(outcome: { _ in .reject(Reason(.typeNotAllowed, "no")) })
+            let p = try pipeline([step("images-only", .stage(rejectAll), when: Condition(kinds: [.image])),
+                                  step("route", .stage(RoutingStage())), step("out", .sink(FixedSink()))])
+            let (_, reports) = await run(p, try inputs(2, in: dir), dir: dir)
+            #expect(reports.map(\.status) == [.planned, .planned])
+        }
+    }
+
+    @Test func withoutARouteAFileIsRejectedNoSink() async throws {
+        try await TestFiles.withTemporaryDirectory { dir in
+            let p = try pipeline([step("noop", .stage(NoopStage())), step("out", .sink(FixedSink()))])
+            let (_, reports) = await run(p, try inputs(1, in: dir), dir: dir)
+            #expect(reports.first?.status == .rejected)
+            #expect(reports.first?.reason?.code == .noSink)
+        }
+    }
+
+    @Test func theManifestRowHasTheContractShape() {
+        let row = AssetReport(source: "course.zip!/img/cover.jpg", sha256: "ab", bytes: 812_345, mime: "image/jpeg", kind: .image,
+                              purpose: "thumbnail", status: .planned, sink: "cloudflare-images", result: ["id": "x"],
+                              reason: nil, milliseconds: 41.23)
+        #expect(row.json.compactText == #"{"source":"course.zip!/img/cover.jpg","sha256":"ab","bytes":812345,"mime":"image/jpeg","kind":"image","purpose":"thumbnail","status":"planned","sink":"cloudflare-images","result":{"id":"x"},"reason":null,"ms":41.2}"#)
+    }
+}

@@ -1,0 +1,48 @@
+# Shared helpers for the bench scripts. Sourced, not run.
+# shellcheck shell=bash
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(dirname "$BENCH_DIR")
+RESULTS_DIR=$BENCH_DIR/results            # git-ignored
+CORPUS_SCRIPT=${CORPUS_SCRIPT:-/work/shared/bench/make-corpus.sh}
+
+# Sets MP to the binary under test. MP= wins, so a binary built elsewhere can
+# be measured without touching this checkout's .build folder.
+resolve_mp() {
+  if [ -z "${MP:-}" ]; then
+    echo "[bench] MP not set: building release in $REPO_DIR" >&2
+    (cd "$REPO_DIR" && swift build -c release --product media-pipeline >&2)
+    MP="$(cd "$REPO_DIR" && swift build -c release --show-bin-path)/media-pipeline"
+  fi
+  [ -x "$MP" ] || { echo "[bench] not an executable: $MP" >&2; exit 1; }
+  MP=$(cd "$(dirname "$MP")" && pwd)/$(basename "$MP")
+  export MP
+}
+
+# Sets CORPUS to bench/results/corpus-SIZE, building it once. SHA256SUMS is
+# the last thing make-corpus.sh writes, so it marks a finished corpus.
+ensure_corpus() {
+  local size=$1
+  CORPUS=$RESULTS_DIR/corpus-$size
+  if [ -f "$CORPUS/SHA256SUMS" ]; then
+    echo "[bench] reusing $CORPUS" >&2
+    return
+  fi
+  echo "[bench] building $size corpus in $CORPUS (takes a while) ..." >&2
+  rm -rf "$CORPUS"
+  mkdir -p "$RESULTS_DIR"
+  bash "$CORPUS_SCRIPT" "$CORPUS" "$size" >&2
+}
+
+# run_rss OUTFILE CMD... : runs CMD under GNU time. Sets RC (CMD's exit
+# status; never trips set -e) and RSS_KIB (peak resident set, KiB).
+run_rss() {
+  local out=$1; shift
+  RC=0
+  /usr/bin/time -f %M -o "$out" "$@" || RC=$?
+  RSS_KIB=$(tail -n 1 "$out")
+}
+
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+load_now() { uptime | sed 's/.*load average: /load /'; }
