@@ -30,7 +30,10 @@ public struct InputFile: Sendable, Equatable {
             guard fm.fileExists(atPath: path, isDirectory: &isFolder) else { throw NotFound(path: path) }
             let root = URL(fileURLWithPath: path)
             guard isFolder.boolValue else {
-                out.append(InputFile(source: path, url: root, relativePath: root.lastPathComponent))
+                // A relative path keeps its folders, so purpose rules like `videos/**` see them.
+                let relative = path.hasPrefix("/") ? root.lastPathComponent
+                    : path.replacingOccurrences(of: "^(\\./)+", with: "", options: .regularExpression)
+                out.append(InputFile(source: path, url: root, relativePath: relative))
                 continue
             }
             let keys: [URLResourceKey] = [.isRegularFileKey, .isSymbolicLinkKey]

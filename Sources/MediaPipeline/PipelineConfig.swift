@@ -8,7 +8,7 @@ public struct ImagePreset: Sendable, Equatable {
     public var fit: Fit
     public var width: Int
     public var height: Int
-    /// `jpeg`, `png`, `webp`, `gif` or nil to leave it to the transform stage.
+    /// `jpeg`, `png`, `webp`, or nil to leave it to the transform stage.
     public var format: String?
     public var quality: Int?
 
@@ -188,7 +188,7 @@ public struct Pipeline: Sendable {
             let prefix = reader.string("prefix", default: "", help: "R2 key prefix, e.g. avatars/")
             if prefix.hasPrefix("/") { reader.error("prefix", "must not start with '/'", hint: "write e.g. \"avatars/\"") }
             var image = reader.object("image", help: "image preset")
-            let preset = image.has("fit") || image.has("width") || image.has("maxDimension") ? readPreset(&image) : nil
+            let preset = body["image"] == nil ? nil : readPreset(&image)
             reader.absorb(image)
             diagnostics.append(contentsOf: reader.finished().diagnostics)
             purposes[name] = Purpose(name: name, prefix: prefix, image: preset)

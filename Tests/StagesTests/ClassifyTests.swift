@@ -85,3 +85,15 @@ final class CountingInspector: AssetInspector, @unchecked Sendable {
     func imageHeader(of file: URL, mime: String) throws -> ImageHeader? { calls += 1; return try inner.imageHeader(of: file, mime: mime) }
     func sha256(of file: URL) throws -> String { try inner.sha256(of: file) }
 }
+
+struct UntrustedLoaderTests {
+    @Test("a format only an untrusted loader reads is blocked if it ever reaches libvips", arguments: ["ppm.jpg", "vips.jpg", "hdr.jpg", "pdf.jpg"])
+    func blockedLoaderIsReported(_ file: String) throws {
+        do {
+            _ = try LocalInspector().imageHeader(of: try TestFiles.fixture(file), mime: "image/jpeg")
+            Issue.record("\(file) was opened")
+        } catch let reason as Reason {
+            #expect(reason.code == .loaderBlocked, "\(reason)")
+        }
+    }
+}

@@ -26,7 +26,8 @@ public struct CloudflareR2Stage: Sink {
         for problem in environment.endpointProblems() { options.error("", problem) }
         let template = options.string("keyTemplate", default: "{purposePrefix}{sha256}{ext}",
                                       help: "object key; placeholders " + placeholders.joined(separator: " "))
-        if let unknown = template.firstMatch(of: /\{[^}]*\}/).map({ String($0.output) }), !placeholders.contains(unknown) {
+        for match in template.matches(of: /\{[^}]*\}/) where !placeholders.contains(String(match.output)) {
+            let unknown = String(match.output)
             options.error("keyTemplate", "unknown placeholder \(unknown)", hint: DidYouMean.hint(for: unknown, among: placeholders))
         }
         let threshold = options.bytes("multipartThreshold", default: 100 * 1024 * 1024, help: "files larger than this go up in parts")

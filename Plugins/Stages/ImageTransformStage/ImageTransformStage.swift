@@ -30,7 +30,7 @@ public struct ImageTransformStage: Stage {
         let preset = asset.purpose.flatMap { context.purposes[$0]?.image }
         let output = outputFormat(for: header, preset: preset)
         let spec = VipsTransform(width: preset?.width ?? maxDimension, height: preset?.height ?? maxDimension,
-                                 cover: preset?.fit == .cover, autorotate: autorotate, allPages: header.pages > 1 && output == .gif,
+                                 cover: preset?.fit == .cover, autorotate: autorotate, allPages: header.pages > 1 && (output == .gif || output == .webp),
                                  keepICC: keepICC, failOnTruncated: true, strip: stripMetadata, format: output,
                                  quality: preset?.quality ?? quality)
         let stem = UUID().uuidString.lowercased()
