@@ -117,7 +117,7 @@ public struct Pipeline: Sendable {
         do {
             document = try JSONValue.parse(data)
         } catch {
-            throw LoadError(diagnostics: [Diagnostic(.error, path: "", "not valid JSON: \(describe(error))",
+            throw LoadError(diagnostics: [Diagnostic(.error, path: "", "not valid JSON: \(syntaxProblem(in: data))",
                                                      hint: "check commas, quotes and brackets near the place named")])
         }
         guard case .object = document else {
@@ -153,12 +153,19 @@ public struct Pipeline: Sendable {
                         warnings: diagnostics.items)
     }
 
-    private static func describe(_ error: any Error) -> String {
-        if case let DecodingError.dataCorrupted(context) = error {
-            let underlying = (context.underlyingError as? NSError)?.userInfo[NSDebugDescriptionErrorKey] as? String
-            return underlying ?? context.debugDescription
+    /// Where the JSON text goes wrong, as `line L, column C`. JSONSerialization names the character.
+    private static func syntaxProblem(in data: Data) -> String {
+        do {
+            _ = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+            return "the text is not a JSON document"
+        } catch {
+            let text = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(error)"
+            guard let match = text.firstMatch(of: /character (\d+)/), let offset = Int(match.1) else { return text }
+            let before = data.prefix(offset)
+            let line = before.filter { $0 == 0x0A }.count + 1
+            let column = before.count - (before.lastIndex(of: 0x0A).map { $0 + 1 } ?? 0) + 1
+            return "\(text.replacingOccurrences(of: " around character \(offset).", with: "").replacingOccurrences(of: " around character \(offset)", with: "")) at line \(line), column \(column)"
         }
-        return String(describing: error)
     }
 
     private static func readLimits(_ reader: OptionsReader, diagnostics: inout Diagnostics) -> PipelineLimits {

@@ -74,7 +74,7 @@ struct PipelineConfigTests {
                 path: "purposeRules[0].purpose", message: "unknown purpose 'avatr'", hint: "did you mean 'avatar'?"),
         BadCase(json: #"{"version": 1, "limits": {"uploads": 0}, "stages": [{"kind": "noop"}]}"#,
                 path: "limits.uploads", message: "0 is out of range"),
-        BadCase(json: #"{"version": 1, "stages": [{"kind": "noop"}"#, path: "", message: "not valid JSON"),
+        BadCase(json: "{\"version\": 1,\n \"stages\" []}", path: "", message: "not valid JSON: Invalid value at line 2, column 11"),
     ]
 
     @Test("an invalid pipeline names the JSON path, the problem and the fix", arguments: badCases)
