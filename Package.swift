@@ -31,6 +31,8 @@ let package = Package(
         .systemLibrary(name: "CCrypto", path: "Sources/CCrypto", pkgConfig: "libcrypto",
                        providers: [.apt(["libssl-dev"])]),
 
+        .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
+
         // The core: no C import, no network, names no concrete stage.
         .target(name: "MediaPipeline", path: "Sources/MediaPipeline"),
         // Local media facts and transforms over libvips, libmagic and libcrypto.
@@ -42,7 +44,7 @@ let package = Package(
         .target(name: "StandardStages",
                 dependencies: ["MediaPipeline", "LocalMedia"] + stageModules.map { .target(name: $0.name) },
                 path: "Sources/StandardStages"),
-        .executableTarget(name: "media-pipeline", dependencies: ["MediaPipeline", "StandardStages"],
+        .executableTarget(name: "media-pipeline", dependencies: ["MediaPipeline", "StandardStages", "CMalloc"],
                           path: "Sources/media-pipeline"),
 
         .plugin(name: "PipelineLint",

@@ -97,7 +97,10 @@ public struct Runner: Sendable {
                 case let .sink(sink):
                     guard asset.sink == step.name else { continue }
                     let plan = try sink.plan(for: asset, context: context)
-                    // The real run executes the same plan; uploading arrives with the sinks' transport.
+                    // Dry-run reports the plan; a real run executes this same plan once sinks can send.
+                    guard context.dryRun else {
+                        throw Reason(.stageFailed, "sink '\(step.name)' cannot send uploads in this version; use --dry-run")
+                    }
                     planned = (sink.sinkName, plan)
                     outcome = .proceed
                 }

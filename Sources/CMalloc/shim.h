@@ -1,0 +1,2 @@
+// glibc allocator tuning (mallopt), used once by the CLI at start.
+#include <malloc.h>
