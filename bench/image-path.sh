@@ -5,8 +5,8 @@
 # 1600 px JPEG q82, plan an R2 upload) on the corpus photos, side by side with
 # two anchors doing the same resize one process per file: vipsthumbnail and
 # ImageMagick convert, both under xargs -P2 (2 cores). Prints medians, ratios
-# and peak RSS. Env: MP (binary; default builds release here), RUNS (5),
-# WARMUP (1).
+# and peak RSS; per-run data goes to bench/results/image-path-*.tsv.
+# Env: MP (binary; default builds release here), RUNS (5), WARMUP (1).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -16,7 +16,7 @@ RUNS=${RUNS:-5}
 WARMUP=${WARMUP:-1}
 JOBS=2   # = cores on the reference box; ours uses --concurrency, anchors xargs -P
 
-for tool in hyperfine vipsthumbnail convert python3 /usr/bin/time; do
+for tool in vipsthumbnail vipsheader convert python3 /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
 done
 
@@ -30,11 +30,10 @@ NPHOTOS=$(find "$PHOTOS" -maxdepth 1 -name '*.jpg' | wc -l)
 
 tmp=$(mktemp -d /tmp/mp-image-path.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
-STAMP=$(date +%Y%m%d-%H%M%S)
-JSON=$RESULTS_DIR/image-path-$SIZE-$STAMP.json
+TSV=$RESULTS_DIR/image-path-$SIZE-$(date +%Y%m%d-%H%M%S).tsv
 
-# One small script per contender (args: photos dir, output dir) so hyperfine
-# and GNU time get a plain command line without nested quoting.
+# One small script per contender (args: photos dir, output dir), so every
+# run is a plain command line with no nested quoting.
 cat > "$tmp/ours.sh" <<'EOF'
 #!/usr/bin/env bash
 set -euo pipefail
@@ -56,8 +55,8 @@ EOF
 chmod +x "$tmp"/*.sh
 export MP PIPELINE JOBS
 
-# name|command (run with: photos dir, output dir). VIPS_CONCURRENCY=1 gives
-# 2 workers x 1 libvips thread; -u leaves libvips its default thread pool.
+# name|command. VIPS_CONCURRENCY=1 gives 2 workers x 1 libvips thread;
+# env -u leaves libvips its default thread pool.
 CONTENDERS=(
   "ours-vc1|env VIPS_CONCURRENCY=1 $tmp/ours.sh"
   "ours-default|env -u VIPS_CONCURRENCY $tmp/ours.sh"
@@ -65,23 +64,36 @@ CONTENDERS=(
   "imagemagick|$tmp/imagemagick.sh"
 )
 
-# Pass 1: each contender once under GNU time, for peak RSS and to check that
-# it really produced NPHOTOS outputs (also warms the page cache). For the
-# xargs anchors %M is the largest single child process.
-declare -A RSS
-for c in "${CONTENDERS[@]}"; do
-  name=${c%%|*} cmd=${c#*|}
-  out=$tmp/out/$name
-  rm -rf "$out" && mkdir -p "$out"
-  # shellcheck disable=SC2086  # cmd is "env VAR=.. script": split on purpose
-  run_rss "$tmp/$name.rss" $cmd "$PHOTOS" "$out"
-  [ "$RC" = 0 ] || { echo "[bench] $name exited $RC" >&2; exit 1; }
-  made=$(find "$out" -name '*.jpg' | wc -l)
-  [ "$made" = "$NPHOTOS" ] || { echo "[bench] $name made $made of $NPHOTOS outputs" >&2; exit 1; }
-  RSS[$name]=$RSS_KIB
-  echo "[bench] $name: ok, $made outputs, peak RSS $(mib "$RSS_KIB") MiB"
+# Our own loop instead of hyperfine: the contenders take turns, one run each
+# per round. On a shared box, a burst of someone else's load then slows all
+# of them instead of skewing one. The first WARMUP rounds are not counted.
+# Every run goes under GNU time (wall %e, peak RSS %M; for the xargs anchors
+# %M is the largest single process) and must produce NPHOTOS outputs.
+printf 'round\tcontender\tseconds\tpeak_rss_kib\tload1\n' > "$TSV"
+for round in $(seq 0 $(( WARMUP + RUNS - 1 ))); do
+  for c in "${CONTENDERS[@]}"; do
+    name=${c%%|*} cmd=${c#*|}
+    out=$tmp/out/$name
+    rm -rf "$out" && mkdir -p "$out"      # start every run from an empty output dir
+    RC=0
+    # shellcheck disable=SC2086  # cmd is "env VAR=.. script": split on purpose
+    /usr/bin/time -f '%e %M' -o "$tmp/time" $cmd "$PHOTOS" "$out" 2> "$tmp/stderr" || RC=$?
+    [ "$RC" = 0 ] || { cat "$tmp/stderr" >&2; echo "[bench] $name exited $RC" >&2; exit 1; }
+    made=$(find "$out" -name '*.jpg' | wc -l)
+    [ "$made" = "$NPHOTOS" ] || { echo "[bench] $name made $made of $NPHOTOS outputs" >&2; exit 1; }
+    read -r secs rss < "$tmp/time"
+    load1=$(cut -d' ' -f1 /proc/loadavg)
+    if [ "$round" -lt "$WARMUP" ]; then
+      kind=warmup
+    else
+      kind="run $(( round - WARMUP + 1 ))/$RUNS"
+      printf '%s\t%s\t%s\t%s\t%s\n' "$round" "$name" "$secs" "$rss" "$load1" >> "$TSV"
+    fi
+    printf '[bench] %-8s %-14s %7.2f s %7.1f MiB  load %s\n' "$kind" "$name" "$secs" "$(mib "$rss")" "$load1"
+  done
 done
-# Our outputs must respect the 1600 px box (catches a silently skipped resize).
+
+# Our outputs must fit the 1600 px box (catches a silently skipped resize).
 biggest=0
 for f in "$tmp/out/ours-vc1"/*.jpg; do
   w=$(vipsheader -f width "$f") h=$(vipsheader -f height "$f")
@@ -89,33 +101,26 @@ for f in "$tmp/out/ours-vc1"/*.jpg; do
   biggest=$(( h > biggest ? h : biggest ))
 done
 echo "[bench] ours: longest output side ${biggest}px"
-
-# Pass 2: timings. Each contender's output dir is emptied before every run.
-hf_args=(--runs "$RUNS" --warmup "$WARMUP" --export-json "$JSON" --style basic)
-for c in "${CONTENDERS[@]}"; do
-  name=${c%%|*} cmd=${c#*|}
-  out=$tmp/out/$name
-  hf_args+=(--prepare "rm -rf '$out' && mkdir -p '$out'" -n "$name" "$cmd '$PHOTOS' '$out'")
-done
-hyperfine "${hf_args[@]}"
-
 echo "[bench] end: $(load_now)"
-python3 - "$JSON" "$NPHOTOS" "$SIZE" "$RUNS" \
-  "${RSS[ours-vc1]}" "${RSS[ours-default]}" "${RSS[vipsthumbnail]}" "${RSS[imagemagick]}" <<'PY' \
-  | tee "$RESULTS_DIR/image-path-$SIZE-$STAMP.txt"
-import json, sys
+
+python3 - "$TSV" "$NPHOTOS" "$SIZE" "$RUNS" <<'EOF' | tee "${TSV%.tsv}.txt"
+import csv, statistics, sys
 path, n, size, runs = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-rss = dict(zip(["ours-vc1", "ours-default", "vipsthumbnail", "imagemagick"], map(int, sys.argv[5:9])))
-med = {r["command"]: r["median"] for r in json.load(open(path))["results"]}
+secs, rss = {}, {}
+for row in csv.DictReader(open(path), delimiter="\t"):
+    k = row["contender"]
+    secs.setdefault(k, []).append(float(row["seconds"]))
+    rss[k] = max(rss.get(k, 0), int(row["peak_rss_kib"]))
+med = {k: statistics.median(v) for k, v in secs.items()}
 labels = {"ours-vc1": "ours (VIPS_CONCURRENCY=1)", "ours-default": "ours (libvips default threads)",
           "vipsthumbnail": "vipsthumbnail, xargs -P2", "imagemagick": "ImageMagick convert, xargs -P2"}
-print(f"\nimage path, {size} corpus: {n} photos, 2 workers, median of {runs} runs")
-print(f"{'contender':32} {'median s':>9} {'photos/s':>9} {'peak RSS MiB':>13}")
+print(f"\nimage path, {size} corpus: {n} photos, 2 workers, median of {runs} interleaved runs")
+print(f"{'contender':32} {'median s':>9} {'min':>7} {'max':>7} {'photos/s':>9} {'peak RSS MiB':>13}")
 for k, label in labels.items():
-    print(f"{label:32} {med[k]:9.2f} {n / med[k]:9.2f} {rss[k] / 1024:13.1f}")
-print("(RSS of the xargs anchors = largest single process)")
+    print(f"{label:32} {med[k]:9.2f} {min(secs[k]):7.2f} {max(secs[k]):7.2f} {n / med[k]:9.2f} {rss[k] / 1024:13.1f}")
+print("(peak RSS = max over runs; for the xargs anchors, the largest single process)")
 for k in ("ours-vc1", "ours-default"):
     print(f"{k:13} ours/vipsthumbnail = {med[k] / med['vipsthumbnail']:.2f}   "
           f"imagemagick/ours = {med['imagemagick'] / med[k]:.2f}")
-PY
-echo "[bench] hyperfine JSON: $JSON"
+EOF
+echo "[bench] per-run data: $TSV"

@@ -1,4 +1,5 @@
 #include "mp_vips.h"
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <vips/vips.h>
@@ -90,7 +91,7 @@ static int save(VipsImage *image, const char *path, const mp_transform *t) {
     gboolean strip = t->strip && !t->keep_icc;
     switch (t->format) {
     case MP_FORMAT_JPEG:
-        return vips_jpegsave(image, path, "Q", t->quality, "strip", strip, "optimize_coding", TRUE, NULL);
+        return vips_jpegsave(image, path, "Q", t->quality, "strip", strip, NULL);
     case MP_FORMAT_PNG:
         return vips_pngsave(image, path, "compression", 6, "strip", strip, NULL);
     case MP_FORMAT_WEBP:
@@ -139,6 +140,9 @@ int mp_vips_transform(const char *in_path, const char *out_path, const mp_transf
         result->pages = vips_image_get_n_pages(clean);
     }
     g_object_unref(clean);
+    // A big decode leaves freed pages inside glibc's arenas; hand them back so a long batch's
+    // resident size follows the current file, not the largest one seen so far.
+    malloc_trim(0);
     return status;
 }
 

@@ -47,6 +47,10 @@ public struct PipelineLimits: Sendable, Equatable {
     public var uploads: Int = 8
     /// CPU workers; nil means one per core.
     public var concurrency: Int?
+    /// Estimated bytes that concurrent image decodes may hold at once.
+    public var memory: Int64 = 160_000_000
+
+    public init() {}
 }
 
 /// What a stage does when it throws or rejects a file.
@@ -178,6 +182,8 @@ public struct Pipeline: Sendable {
         limits.uploads = reader.int("uploads", default: limits.uploads, range: 1...256, help: "uploads in flight")
         let concurrency = reader.int("concurrency", default: 0, range: 0...1024, help: "CPU workers (0 = one per core)")
         limits.concurrency = concurrency == 0 ? nil : concurrency
+        limits.memory = reader.bytes("memory", default: limits.memory, help: "estimated memory concurrent image decodes may hold at once")
+        if limits.memory < 16_000_000 { reader.error("memory", "must be at least 16MB") }
         diagnostics.append(contentsOf: reader.finished().diagnostics)
         return limits
     }

@@ -35,7 +35,8 @@ public struct Runner: Sendable {
     public func run(_ inputs: [InputFile], options: Options, report: @escaping @Sendable (AssetReport) -> Void) async -> RunSummary {
         let started = ContinuousClock.now
         let context = StageContext(logger: logger, dryRun: options.dryRun, workDirectory: options.workDirectory,
-                                   purposes: pipeline.purposes, sinks: pipeline.sinks)
+                                   purposes: pipeline.purposes, sinks: pipeline.sinks,
+                                   memory: MemoryBudget(capacity: pipeline.limits.memory))
         var summary = RunSummary()
         await withTaskGroup(of: AssetReport.self) { group in
             var next = inputs.makeIterator()

@@ -70,9 +70,13 @@ public struct StageContext: Sendable {
     public var purposes: [String: Purpose]
     /// The pipeline's sinks, by step name, for routing.
     public var sinks: [String: any Sink]
+    /// Shared by every file of the run: heavy steps (image decodes) reserve their estimated peak here.
+    public var memory: MemoryBudget
 
-    public init(logger: any Logger, dryRun: Bool, workDirectory: URL, purposes: [String: Purpose], sinks: [String: any Sink]) {
+    public init(logger: any Logger, dryRun: Bool, workDirectory: URL, purposes: [String: Purpose], sinks: [String: any Sink],
+                memory: MemoryBudget = MemoryBudget(capacity: PipelineLimits().memory)) {
         self.logger = logger
+        self.memory = memory
         self.dryRun = dryRun
         self.workDirectory = workDirectory
         self.purposes = purposes

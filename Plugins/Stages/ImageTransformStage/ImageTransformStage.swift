@@ -38,7 +38,9 @@ public struct ImageTransformStage: Stage {
         let partial = context.workDirectory.appendingPathComponent(".\(stem).part.\(output.fileExtension)")
         let size: (width: Int, height: Int, pages: Int)
         do {
-            size = try Vips.transform(asset.file, to: partial, spec)
+            size = try await context.memory.withReservation(Self.estimatedPeak(header, spec)) {
+                try Vips.transform(asset.file, to: partial, spec)
+            }
             try FileManager.default.moveItem(at: partial, to: final)
         } catch let error as VipsError {
             try? FileManager.default.removeItem(at: partial)
@@ -53,6 +55,25 @@ public struct ImageTransformStage: Stage {
                                                          pages: size.pages, hasAlpha: header.hasAlpha, orientation: 1,
                                                          hasICC: keepICC && header.hasICC))
         return .proceed
+    }
+
+    /// A rough upper bound of the bytes libvips holds while transforming: the decoded pixels (JPEG
+    /// decodes at 1/2, 1/4 or 1/8 when the box allows) times a factor for decoder and encoder
+    /// buffers. Measured peaks: a 12 MP JPEG kept at full size ~120 MB, a 5 MP RGBA lossless WebP
+    /// ~180 MB, a 24 MP JPEG shrunk for a 1600 px box ~60 MB.
+    static func estimatedPeak(_ header: ImageHeader, _ spec: VipsTransform) -> Int64 {
+        var pixels = header.pixels * Int64(spec.allPages ? header.pages : 1)
+        var factor: Int64 = 8
+        if header.format == "jpeg" {
+            // Fitting inside a box scales by the larger ratio, covering it by the smaller one;
+            // libjpeg then decodes at the largest power-of-two shrink not above that scale.
+            let ratios = (Double(header.width) / Double(max(spec.width, 1)), Double(header.height) / Double(max(spec.height, 1)))
+            let ratio = spec.cover ? min(ratios.0, ratios.1) : max(ratios.0, ratios.1)
+            let shrink = Int64([8, 4, 2].first { Double($0) <= ratio } ?? 1)
+            pixels /= shrink * shrink
+            factor = 3
+        }
+        return pixels * Int64(max(header.hasAlpha ? 4 : 3, 3)) * factor
     }
 
     /// `keep` keeps web-safe formats; others (HEIC, AVIF, TIFF) become JPEG, or PNG when they have alpha.
