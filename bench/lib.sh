@@ -4,7 +4,8 @@
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(dirname "$BENCH_DIR")
 RESULTS_DIR=$BENCH_DIR/results            # git-ignored
-CORPUS_SCRIPT=${CORPUS_SCRIPT:-/work/shared/bench/make-corpus.sh}
+# The shared corpus builder sits beside the repository, in ../shared/bench/.
+CORPUS_SCRIPT=${CORPUS_SCRIPT:-$REPO_DIR/../shared/bench/make-corpus.sh}
 
 # Sets MP to the binary under test. MP= wins, so a binary built elsewhere can
 # be measured without touching this checkout's .build folder.

@@ -2,7 +2,7 @@
 # peak-rss.sh [small|medium]
 #
 # Peak RSS of one dry run over the whole corpus (every folder: photos,
-# screenshots, misc, docs, video, bad) with the default pipeline, checked
+# screenshots, misc, docs, video, bad) with the default pipeline (or PIPELINE=FILE), checked
 # against the 250 MB budget. RSS varies with scheduling, so it runs RUNS=3
 # times and judges the largest. Env: MP, RUNS, PIPELINE, CONCURRENCY.
 set -euo pipefail
@@ -39,5 +39,5 @@ done
 echo "[bench] end: $(load_now)"
 mb=$(awk -v k="$max" 'BEGIN { printf "%.1f", k * 1024 / 1e6 }')
 verdict=$(awk -v m="$mb" -v l="$LIMIT_MB" 'BEGIN { print (m <= l) ? "PASS" : "FAIL" }')
-echo "peak RSS over $SIZE corpus (${#dirs[@]} folders, default pipeline): $(mib "$max") MiB = $mb MB, max of $RUNS runs; target <= $LIMIT_MB MB: $verdict"
+echo "peak RSS over $SIZE corpus (${#dirs[@]} folders, pipeline $(basename "$PIPELINE")): $(mib "$max") MiB = $mb MB, max of $RUNS runs; target <= $LIMIT_MB MB: $verdict"
 [ "$verdict" = PASS ]
