@@ -1,4 +1,5 @@
 import Foundation
+public import MediaPipeline
 
 /// The Cloudflare settings every sink reads from the environment, and nowhere else.
 public struct CloudflareEnvironment: Sendable {
@@ -77,5 +78,19 @@ extension String {
         return split(separator: "/", omittingEmptySubsequences: false)
             .map { $0.addingPercentEncoding(withAllowedCharacters: allowed) ?? String($0) }
             .joined(separator: "/")
+    }
+}
+
+extension CloudflareEnvironment {
+    /// The environment as a sink's factory sees it; a bad endpoint override is that stage's error.
+    public static func forSink(_ context: FactoryContext, options: inout OptionsReader) -> CloudflareEnvironment {
+        let environment = CloudflareEnvironment(context.environment, assumeConfigured: context.assumeConfigured)
+        for problem in environment.endpointProblems() { options.error("", problem) }
+        return environment
+    }
+
+    /// Configured state of a sink that speaks the API v4 (Images, Stream): account and token.
+    public var apiConfiguration: SinkConfiguration {
+        SinkConfiguration(missing: missing([Self.accountID, Self.apiToken]))
     }
 }

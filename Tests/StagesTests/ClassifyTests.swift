@@ -1,6 +1,7 @@
 import Foundation
 import LocalMedia
 import MediaPipeline
+import Synchronization
 import TestSupport
 import Testing
 
@@ -78,11 +79,12 @@ struct ClassifyTests {
 }
 
 /// The standard inspector, counting sniff and header calls.
-final class CountingInspector: AssetInspector, @unchecked Sendable {
+final class CountingInspector: AssetInspector {
     let inner = LocalInspector()
-    nonisolated(unsafe) var calls = 0
-    func sniffMIME(of file: URL) throws -> String { calls += 1; return try inner.sniffMIME(of: file) }
-    func imageHeader(of file: URL, mime: String) throws -> ImageHeader? { calls += 1; return try inner.imageHeader(of: file, mime: mime) }
+    private let count = Mutex(0)
+    var calls: Int { count.withLock { $0 } }
+    func sniffMIME(of file: URL) throws -> String { count.withLock { $0 += 1 }; return try inner.sniffMIME(of: file) }
+    func imageHeader(of file: URL, mime: String) throws -> ImageHeader? { count.withLock { $0 += 1 }; return try inner.imageHeader(of: file, mime: mime) }
     func sha256(of file: URL) throws -> String { try inner.sha256(of: file) }
 }
 

@@ -2,6 +2,7 @@ import Foundation
 import LocalMedia
 import MediaPipeline
 import StandardStages
+import Synchronization
 import CloudflareR2Stage
 import CloudflareStreamStage
 import TestSupport
@@ -89,6 +90,11 @@ struct RouteTests {
     }
 }
 
-final class ReportBox: @unchecked Sendable {
-    var report: AssetReport?
+/// Keeps the one report a single-file run produces.
+final class ReportBox: Sendable {
+    private let stored = Mutex<AssetReport?>(nil)
+    var report: AssetReport? {
+        get { stored.withLock { $0 } }
+        set { stored.withLock { $0 = newValue } }
+    }
 }

@@ -17,15 +17,14 @@ public struct CloudflareImagesStage: Sink {
     public var sinkName: String { "cloudflare-images" }
 
     public static let factory = StageFactory(kind: "cloudflare.images", summary: "upload images to Cloudflare Images", isSink: true) { options, context in
-        let environment = CloudflareEnvironment(context.environment, assumeConfigured: context.assumeConfigured)
-        for problem in environment.endpointProblems() { options.error("", problem) }
+        let environment = CloudflareEnvironment.forSink(context, options: &options)
         return .sink(CloudflareImagesStage(
             environment: environment,
             requireSignedURLs: options.bool("requireSignedURLs", default: false, help: "deliver only through signed URLs")))
     }
 
     public var configuration: SinkConfiguration {
-        SinkConfiguration(missing: environment.missing([CloudflareEnvironment.accountID, CloudflareEnvironment.apiToken]))
+        environment.apiConfiguration
     }
 
     public func refusal(for file: PreparedFile) -> String? {

@@ -22,8 +22,7 @@ public struct CloudflareR2Stage: Sink {
     static let placeholders = ["{purposePrefix}", "{purpose}", "{sha256}", "{ext}", "{name}", "{path}"]
 
     public static let factory = StageFactory(kind: "cloudflare.r2", summary: "upload files to an R2 bucket (S3 API, multipart for large files)", isSink: true) { options, context in
-        let environment = CloudflareEnvironment(context.environment, assumeConfigured: context.assumeConfigured)
-        for problem in environment.endpointProblems() { options.error("", problem) }
+        let environment = CloudflareEnvironment.forSink(context, options: &options)
         let template = options.string("keyTemplate", default: "{purposePrefix}{sha256}{ext}",
                                       help: "object key; placeholders " + placeholders.joined(separator: " "))
         for match in template.matches(of: /\{[^}]*\}/) where !placeholders.contains(String(match.output)) {

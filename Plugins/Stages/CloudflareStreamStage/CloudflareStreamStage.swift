@@ -18,8 +18,7 @@ public struct CloudflareStreamStage: Sink {
     public var sinkName: String { "stream" }
 
     public static let factory = StageFactory(kind: "cloudflare.stream", summary: "upload videos to Cloudflare Stream (basic or tus)", isSink: true) { options, context in
-        let environment = CloudflareEnvironment(context.environment, assumeConfigured: context.assumeConfigured)
-        for problem in environment.endpointProblems() { options.error("", problem) }
+        let environment = CloudflareEnvironment.forSink(context, options: &options)
         let threshold = options.bytes("basicThreshold", default: basicLimit, help: "videos up to this size use one form POST; larger ones tus")
         if threshold > basicLimit { options.error("basicThreshold", "Stream takes basic uploads only up to 200MB", hint: "use at most \"200MB\"") }
         let chunk = options.bytes("chunkSize", default: 52_428_800, help: "tus chunk size (rounded down to 256 KiB, 5 MiB…200 MiB)")
@@ -32,7 +31,7 @@ public struct CloudflareStreamStage: Sink {
     }
 
     public var configuration: SinkConfiguration {
-        SinkConfiguration(missing: environment.missing([CloudflareEnvironment.accountID, CloudflareEnvironment.apiToken]))
+        environment.apiConfiguration
     }
 
     public func refusal(for file: PreparedFile) -> String? {
