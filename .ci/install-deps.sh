@@ -9,7 +9,7 @@ packages=(
   # build: the C libraries behind the thin C doors
   libvips-dev libmagic-dev libmagic-mgc libssl-dev pkg-config
   # tests and the example course: real files made by real tools
-  libvips-tools libimage-exiftool-perl imagemagick ffmpeg icc-profiles-free libheif-examples zip python3
+  libvips-tools libimage-exiftool-perl imagemagick ffmpeg icc-profiles-free colord-data libheif-examples zip python3
 )
 missing=()
 for p in "${packages[@]}"; do
