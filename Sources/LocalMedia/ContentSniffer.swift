@@ -1,4 +1,7 @@
 import CMagic
+#if canImport(Glibc)
+import Glibc
+#endif
 public import Foundation
 import Synchronization
 
@@ -10,6 +13,8 @@ public final class ContentSniffer: Sendable {
 
     /// A libmagic handle is not thread-safe, so handles are lent out one per caller from a pool.
     private let pool = Mutex<[MagicHandle]>([])
+    /// The compiled database, mapped once and used in place by every handle (8 MB each otherwise).
+    private let database = MagicDatabase()
 
     public init() {}
 
@@ -31,7 +36,7 @@ public final class ContentSniffer: Sendable {
 
     private func borrow() throws -> MagicHandle {
         if let handle = pool.withLock({ $0.popLast() }) { return handle }
-        guard let handle = MagicHandle() else { throw Failure(description: "libmagic could not load its database (install libmagic-mgc)") }
+        guard let handle = MagicHandle(database: database) else { throw Failure(description: "libmagic could not load its database (install libmagic-mgc)") }
         return handle
     }
 
@@ -106,17 +111,57 @@ public final class ContentSniffer: Sendable {
     }
 }
 
-/// One libmagic handle, freed with its owner.
+/// libmagic's compiled database (`magic.mgc`), mapped copy-on-write for the process's lifetime.
+final class MagicDatabase {
+    private let base: UnsafeMutableRawPointer?
+    let size: Int
+
+    init() {
+        // libmagic's own default search path, each entry with the compiled suffix.
+        let defaults = String(cString: magic_getpath(nil, 0)).split(separator: ":").map { $0.hasSuffix(".mgc") ? String($0) : $0 + ".mgc" }
+        for path in defaults + ["/usr/lib/file/magic.mgc", "/usr/share/misc/magic.mgc"] {
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { continue }
+            defer { close(fd) }
+            var info = stat()
+            guard fstat(fd, &info) == 0, info.st_size > 0,
+                  let map = mmap(nil, Int(info.st_size), PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0), map != MAP_FAILED
+            else { continue }
+            base = map
+            size = Int(info.st_size)
+            return
+        }
+        base = nil
+        size = 0
+    }
+
+    deinit { if let base { munmap(base, size) } }
+
+    /// Loads this database into `cookie`; false when there is none, so the caller falls back.
+    func load(into cookie: magic_t) -> Bool {
+        guard var pointer = base else { return false }
+        var length = size
+        return withUnsafeMutablePointer(to: &pointer) { buffers in
+            buffers.withMemoryRebound(to: UnsafeMutableRawPointer?.self, capacity: 1) {
+                magic_load_buffers(cookie, $0, &length, 1) == 0
+            }
+        }
+    }
+}
+
+/// One libmagic handle, freed with its owner. It keeps the database it reads alive.
 final class MagicHandle {
     private let cookie: magic_t
+    private let database: MagicDatabase
 
-    init?() {
+    init?(database: MagicDatabase) {
         guard let cookie = magic_open(MAGIC_MIME_TYPE | MAGIC_ERROR) else { return nil }
-        guard magic_load(cookie, nil) == 0 else {
+        guard database.load(into: cookie) || magic_load(cookie, nil) == 0 else {
             magic_close(cookie)
             return nil
         }
         self.cookie = cookie
+        self.database = database
     }
 
     deinit { magic_close(cookie) }
@@ -130,3 +175,5 @@ final class MagicHandle {
 
 // libmagic handles move between threads only through the pool's lock, one user at a time.
 extension MagicHandle: @unchecked Sendable {}
+// The mapping is set once at start and only read afterwards (by libmagic, in place).
+extension MagicDatabase: @unchecked Sendable {}
