@@ -66,26 +66,20 @@ public struct Runner: Sendable {
         let started = ContinuousClock.now
         let asset = Asset(source: input.source, file: input.url, relativePath: input.relativePath,
                           purpose: pipeline.purpose(for: input.relativePath, override: options.purpose), inspector: inspector)
-        var ending = await walk(asset, context: context)
-        if ending.status != .planned, ending.status != .uploaded {
+        var report = await walk(asset, context: context)
+        if report.status != .planned, report.status != .uploaded {
             discardPrepared(asset, in: context.workDirectory)
         }
-        ending.report.milliseconds = Runner.milliseconds(since: started)
-        return ending.report
+        report.milliseconds = Runner.milliseconds(since: started)
+        return report
     }
 
-    private struct Ending {
-        var status: AssetStatus
-        var report: AssetReport
-    }
-
-    private func walk(_ asset: Asset, context: StageContext) async -> Ending {
-        func end(_ status: AssetStatus, sink: String? = nil, result: JSONValue? = nil, reason: Reason? = nil) -> Ending {
+    private func walk(_ asset: Asset, context: StageContext) async -> AssetReport {
+        func end(_ status: AssetStatus, sink: String? = nil, result: JSONValue? = nil, reason: Reason? = nil) -> AssetReport {
             let mime = asset.knownMIME
-            let report = AssetReport(source: asset.source, sha256: asset.knownSHA256, bytes: asset.knownSize ?? (try? asset.size()),
-                                     mime: mime, kind: mime.map(AssetKind.init(mime:)), purpose: asset.purpose, status: status,
-                                     sink: sink, result: result, reason: reason, notes: asset.notes)
-            return Ending(status: status, report: report)
+            return AssetReport(source: asset.source, sha256: asset.knownSHA256, bytes: asset.knownSize ?? (try? asset.size()),
+                               mime: mime, kind: mime.map(AssetKind.init(mime:)), purpose: asset.purpose, status: status,
+                               sink: sink, result: result, reason: reason, notes: asset.notes)
         }
         var planned: (sink: String, plan: UploadPlan)?
         for step in pipeline.steps {
