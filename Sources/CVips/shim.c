@@ -146,6 +146,27 @@ int mp_vips_transform(const char *in_path, const char *out_path, const mp_transf
     return status;
 }
 
+int mp_vips_find_loader(const char *path, char *name, size_t size, int *blocked) {
+    *blocked = 0;
+    if (size) name[0] = '\0';
+    VipsSource *source = vips_source_new_from_file(path);
+    if (!source) return -1;
+    const char *loader = vips_foreign_find_load_source(source);
+    g_object_unref(source);
+    if (!loader) return -1;
+    if (size) {
+        strncpy(name, loader, size - 1);
+        name[size - 1] = '\0';
+    }
+    GType type = vips_type_find("VipsOperation", loader);
+    if (type) {
+        VipsOperationClass *class = VIPS_OPERATION_CLASS(g_type_class_ref(type));
+        *blocked = (class->flags & VIPS_OPERATION_BLOCKED) != 0;
+        g_type_class_unref(class);
+    }
+    return 0;
+}
+
 typedef struct {
     char *buf;
     size_t size;

@@ -6,23 +6,23 @@ import Synchronization
 /// A libvips failure, with the operation, the file and libvips' own words.
 ///
 /// libvips keeps one error text for the whole process, so when two files fail at the same moment
-/// a message may carry lines about the other one; the operation and file named here are ours.
+/// the words may mix; the reason code is therefore decided from the file itself (see `reason`).
 public struct VipsError: Error, CustomStringConvertible, Sendable {
     public var operation: String
-    public var file: String
+    public var file: URL
     public var message: String
 
-    public var description: String { "\(operation) \(file): \(message)" }
+    public var description: String { "\(operation) \(file.lastPathComponent): \(message)" }
 
-    /// The reason code this failure means for a file.
+    /// The reason code this failure means, decided from the file rather than the shared error
+    /// text: a blocked loader is `loader_blocked`, a file cut short is `truncated`, anything else
+    /// `decode_error`.
     public var reason: Reason {
-        let text = message.lowercased()
-        let code: ReasonCode
-        if text.contains("operation is blocked") { code = .loaderBlocked }
-        else if ["premature end", "truncated", "unexpected end", "out of data", "not enough data", "short read", "libpng read error"].contains(where: text.contains) {
-            code = .truncated
-        } else { code = .decodeError }
-        return Reason(code, message)
+        if let loader = Vips.loader(for: file), loader.blocked {
+            return Reason(.loaderBlocked, "\(loader.name) is blocked: the format is read only by a loader libvips marks untrusted")
+        }
+        if Truncation.isCutShort(file) { return Reason(.truncated, "the file ends before its image data does (\(message))") }
+        return Reason(.decodeError, message)
     }
 }
 
@@ -82,7 +82,7 @@ public enum Vips {
     private static let started: Result<Void, VipsError> = {
         // VIPS_CONCURRENCY, when set, is read by libvips itself (0 leaves it to libvips).
         if mp_vips_init(CommandLine.arguments.first ?? "media-pipeline", 0) != 0 {
-            return .failure(VipsError(operation: "vips_init", file: "", message: takeError()))
+            return .failure(VipsError(operation: "vips_init", file: URL(fileURLWithPath: "/"), message: takeError()))
         }
         return .success(())
     }()
@@ -104,7 +104,7 @@ public enum Vips {
         try start()
         var h = mp_header()
         guard mp_vips_header(file.path, &h) == 0 else {
-            throw VipsError(operation: "header", file: file.lastPathComponent, message: takeError())
+            throw VipsError(operation: "header", file: file, message: takeError())
         }
         let loader = withUnsafeBytes(of: h.loader) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         let format = loader.replacingOccurrences(of: "load_source", with: "").replacingOccurrences(of: "load", with: "")
@@ -122,9 +122,18 @@ public enum Vips {
                                 fail_on_truncated: t.failOnTruncated ? 1 : 0, strip: t.strip ? 1 : 0, format: t.format.c, quality: Int32(t.quality))
         var result = mp_transform_result()
         guard mp_vips_transform(input.path, output.path, &spec, &result) == 0 else {
-            throw VipsError(operation: "transform", file: input.lastPathComponent, message: takeError())
+            throw VipsError(operation: "transform", file: input, message: takeError())
         }
         return (Int(result.width), Int(result.height), Int(result.pages))
+    }
+
+    /// The loader libvips would pick for a file from its first bytes, and whether it is blocked.
+    public static func loader(for file: URL) -> (name: String, blocked: Bool)? {
+        guard (try? start()) != nil else { return nil }
+        var name = [CChar](repeating: 0, count: 128)
+        var blocked: Int32 = 0
+        guard mp_vips_find_loader(file.path, &name, name.count, &blocked) == 0 else { return nil }
+        return (String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self), blocked != 0)
     }
 
     /// Every operation libvips flags untrusted, and whether it is blocked now.

@@ -56,6 +56,11 @@ typedef struct {
 int mp_vips_transform(const char *in_path, const char *out_path, const mp_transform *t,
                       mp_transform_result *result);
 
+/// The loader libvips would use for a file (vips_foreign_find_load_source), and whether that
+/// loader is blocked. Decided from the file's first bytes, never from libvips' shared error text.
+/// Returns 0 when a loader was found.
+int mp_vips_find_loader(const char *path, char *name, size_t size, int *blocked);
+
 /// Writes the nicknames of every operation libvips flags as untrusted, comma
 /// separated, with a '!' after the ones that are not blocked right now.
 void mp_vips_untrusted_operations(char *buf, size_t size);
