@@ -92,11 +92,15 @@ public enum Vips {
         try started.get()
     }
 
+    /// The NUL-terminated text a C function wrote into `buffer`.
+    static func text(of buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     static func takeError() -> String {
         var buffer = [CChar](repeating: 0, count: 2048)
         mp_vips_take_error(&buffer, buffer.count)
-        let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return text.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "\n", with: "; ")
+        return text(of: buffer).trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "\n", with: "; ")
     }
 
     /// The image header, read without decoding pixels.
@@ -133,7 +137,7 @@ public enum Vips {
         var name = [CChar](repeating: 0, count: 128)
         var blocked: Int32 = 0
         guard mp_vips_find_loader(file.path, &name, name.count, &blocked) == 0 else { return nil }
-        return (String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self), blocked != 0)
+        return (text(of: name), blocked != 0)
     }
 
     /// Every operation libvips flags untrusted, and whether it is blocked now.
@@ -141,8 +145,7 @@ public enum Vips {
         try start()
         var buffer = [CChar](repeating: 0, count: 8192)
         mp_vips_untrusted_operations(&buffer, buffer.count)
-        let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return text.split(separator: ",").map { item in
+        return text(of: buffer).split(separator: ",").map { item in
             item.hasSuffix("!") ? (String(item.dropLast()), false) : (String(item), true)
         }
     }

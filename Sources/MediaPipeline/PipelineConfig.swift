@@ -168,7 +168,8 @@ public struct Pipeline: Sendable {
             let before = data.prefix(offset)
             let line = before.filter { $0 == 0x0A }.count + 1
             let column = before.count - (before.lastIndex(of: 0x0A).map { $0 + 1 } ?? 0) + 1
-            return "\(text.replacingOccurrences(of: " around character \(offset).", with: "").replacingOccurrences(of: " around character \(offset)", with: "")) at line \(line), column \(column)"
+            let what = text.replacingOccurrences(of: #" around character \d+\.?"#, with: "", options: .regularExpression)
+            return "\(what) at line \(line), column \(column)"
         }
     }
 

@@ -42,12 +42,9 @@ public struct ImageTransformStage: Stage {
                 try Vips.transform(asset.file, to: partial, spec)
             }
             try FileManager.default.moveItem(at: partial, to: final)
-        } catch let error as VipsError {
-            try? FileManager.default.removeItem(at: partial)
-            throw error.reason
         } catch {
             try? FileManager.default.removeItem(at: partial)
-            throw error
+            throw (error as? VipsError)?.reason ?? error
         }
         let bytes = (try? FileManager.default.attributesOfItem(atPath: final.path)[.size] as? NSNumber)?.int64Value ?? 0
         asset.prepared = PreparedFile(url: final, bytes: bytes, mime: output.mime,
@@ -73,7 +70,7 @@ public struct ImageTransformStage: Stage {
             pixels /= shrink * shrink
             factor = 3
         }
-        return pixels * Int64(max(header.hasAlpha ? 4 : 3, 3)) * factor
+        return pixels * (header.hasAlpha ? 4 : 3) * factor
     }
 
     /// `keep` keeps web-safe formats; others (HEIC, AVIF, TIFF) become JPEG, or PNG when they have alpha.
