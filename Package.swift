@@ -32,19 +32,26 @@ let package = Package(
                        providers: [.apt(["libssl-dev"])]),
 
         .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
+        .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl",
+                       providers: [.apt(["libcurl4-openssl-dev"])]),
+        .target(name: "CCurlShim", dependencies: ["CCurl"], path: "Sources/CCurlShim"),
 
         // The core: no C import, no network, names no concrete stage.
         .target(name: "MediaPipeline", path: "Sources/MediaPipeline"),
         // Local media facts and transforms over libvips, libmagic and libcrypto.
-        .target(name: "LocalMedia", dependencies: ["MediaPipeline", "CVips", "CMagic", "CCrypto"],
+        .target(name: "LocalMedia", dependencies: ["MediaPipeline", "CVips", "CLibVips", "CMagic", "CCrypto"],
                 path: "Sources/LocalMedia"),
-        // Cloudflare account configuration and endpoints shared by the three sinks.
-        .target(name: "CloudflareClient", dependencies: ["MediaPipeline"], path: "Sources/CloudflareClient"),
+        // HTTP over libcurl: bodies streamed from disk with an exact length, retries, shared pauses.
+        .target(name: "HTTPTransport", dependencies: ["CCurlShim"], path: "Sources/HTTPTransport"),
+        // Cloudflare's APIs (v4 for Images and Stream, S3 for R2) shared by the three sinks.
+        .target(name: "CloudflareClient", dependencies: ["MediaPipeline", "HTTPTransport", "CCrypto"],
+                path: "Sources/CloudflareClient"),
         // The one list of standard stage kinds.
         .target(name: "StandardStages",
                 dependencies: ["MediaPipeline", "LocalMedia"] + stageModules.map { .target(name: $0.name) },
                 path: "Sources/StandardStages"),
-        .executableTarget(name: "media-pipeline", dependencies: ["MediaPipeline", "StandardStages", "CMalloc"],
+        .executableTarget(name: "media-pipeline",
+                          dependencies: ["MediaPipeline", "StandardStages", "LocalMedia", "CloudflareClient", "HTTPTransport", "CMalloc"],
                           path: "Sources/media-pipeline"),
 
         .plugin(name: "PipelineLint",
@@ -52,11 +59,13 @@ let package = Package(
                                                      description: "Validate the package's pipeline.json")),
                 path: "Plugins/PipelineLint"),
 
-        .target(name: "TestSupport", dependencies: ["MediaPipeline"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["MediaPipeline", "HTTPTransport"], path: "Tests/TestSupport"),
         .testTarget(name: "MediaPipelineTests", dependencies: ["MediaPipeline", "TestSupport"]),
         .testTarget(name: "StagesTests",
                     dependencies: ["MediaPipeline", "StandardStages", "LocalMedia", "TestSupport"]
                         + stageModules.map { .target(name: $0.name) }),
+        .testTarget(name: "CloudflareClientTests",
+                    dependencies: ["CloudflareClient", "HTTPTransport", "MediaPipeline", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["media-pipeline", "TestSupport"]),
     ] + stageModules.map { module in
         .target(name: module.name, dependencies: ["MediaPipeline"] + module.dependencies,
@@ -66,7 +75,7 @@ let package = Package(
 
 // Strict settings for every Swift target, set once.
 for target in package.targets where target.type != .system && target.type != .plugin {
-    if target.name == "CVips" { continue }
+    if target.name == "CVips" || target.name == "CCurlShim" { continue }
     target.swiftSettings = (target.swiftSettings ?? []) + [
         .enableUpcomingFeature("ExistentialAny"),
         .enableUpcomingFeature("MemberImportVisibility"),

@@ -7,9 +7,9 @@ SUDO=""
 export DEBIAN_FRONTEND=noninteractive
 packages=(
   # build: the C libraries behind the thin C doors
-  libvips-dev libmagic-dev libmagic-mgc libssl-dev pkg-config
+  libvips-dev libmagic-dev libmagic-mgc libssl-dev libcurl4-openssl-dev pkg-config
   # tests and the example course: real files made by real tools
-  libvips-tools libimage-exiftool-perl imagemagick ffmpeg icc-profiles-free colord-data libheif-examples zip python3
+  libvips-tools libimage-exiftool-perl imagemagick ffmpeg icc-profiles-free colord-data libheif-examples zip python3 python3-pip openssl curl
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -18,4 +18,10 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Tests: moto is a real S3 server that checks SigV4 signatures (the R2 sink's tests run against it).
+if ! python3 -c 'import moto, boto3, werkzeug' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check 'moto[server]' 2>/dev/null \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'moto[server]'
 fi

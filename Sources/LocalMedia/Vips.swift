@@ -1,4 +1,5 @@
 import CVips
+import CLibVips
 public import Foundation
 public import MediaPipeline
 import Synchronization
@@ -141,6 +142,14 @@ public enum Vips {
     }
 
     /// Every operation libvips flags untrusted, and whether it is blocked now.
+    /// The libvips version, e.g. `8.14.1`.
+    public static var version: String { String(cString: vips_version_string()) }
+
+    /// Whether libvips has an operation by this nickname (e.g. `heifload`).
+    public static func hasOperation(_ nickname: String) -> Bool {
+        vips_type_find("VipsOperation", nickname) != 0
+    }
+
     public static func untrustedOperations() throws(VipsError) -> [(name: String, blocked: Bool)] {
         try start()
         var buffer = [CChar](repeating: 0, count: 8192)

@@ -60,6 +60,8 @@ public struct RunSummary: Sendable {
     public var byStatus: [AssetStatus: Int] = [:]
     public var bySink: [String: (count: Int, bytes: Int64)] = [:]
     public var milliseconds: Double = 0
+    /// Sinks stopped by a fatal error, each with why; any makes the exit code 3.
+    public var fatal: [String] = []
 
     public init() {}
 
@@ -75,8 +77,9 @@ public struct RunSummary: Sendable {
 
     public var total: Int { byStatus.values.reduce(0, +) }
 
-    /// The exit code DESIGN.md assigns: 4 failed > 1 rejected > 0. (3 and 5 come from the run itself.)
+    /// The exit code DESIGN.md assigns: 3 fatal > 4 failed > 1 rejected > 0. (5 comes from notifications.)
     public var exitCode: Int32 {
+        if !fatal.isEmpty { return 3 }
         if byStatus[.failed, default: 0] > 0 { return 4 }
         if byStatus[.rejected, default: 0] > 0 { return 1 }
         return 0
@@ -91,6 +94,7 @@ public struct RunSummary: Sendable {
             ("sinks", .object(bySink.keys.sorted().map { name in
                 (name, .object([("files", .int(bySink[name]!.count)), ("bytes", .int(bySink[name]!.bytes))]))
             })),
+            ("fatal", .array(fatal.map(JSONValue.string))),
             ("ms", .number(milliseconds.rounded())),
         ])
     }

@@ -159,6 +159,13 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
 
 extension JSONValue {
     /// A string value, or null when `string` is nil.
+    /// An object with `key` set to `value` (replaced if present); other values are returned as they are.
+    public func adding(_ key: String, _ value: JSONValue) -> JSONValue {
+        guard case var .object(pairs) = self else { return self }
+        if let index = pairs.firstIndex(where: { $0.key == key }) { pairs[index].value = value } else { pairs.append((key, value)) }
+        return .object(pairs)
+    }
+
     public static func optional(_ string: String?) -> JSONValue { string.map(JSONValue.string) ?? .null }
     /// A whole-number value.
     public static func int<I: BinaryInteger>(_ n: I) -> JSONValue { .number(Double(n)) }

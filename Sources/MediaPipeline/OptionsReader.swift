@@ -95,6 +95,20 @@ public struct OptionsReader {
         return Self.quantity(value, at: JSONPath.child(path, key), parse: Quantity.bytes, unit: "a size such as \"50MB\" or \"2GiB\"", diagnostics: &diagnostics) ?? fallback
     }
 
+    /// A duration in seconds: a number, or text like `"250ms"`, `"2s"`, `"5min"`.
+    public mutating func seconds(_ key: String, default fallback: Double, help: String) -> Double {
+        guard let value = note(key, "duration", "\(fallback)s", help) else { return fallback }
+        switch value {
+        case let .number(n) where n >= 0 && n.isFinite: return n
+        case let .string(s):
+            if let v = Quantity.seconds(s) { return v }
+            diagnostics.error(JSONPath.child(path, key), "'\(s)' is not a duration", hint: "write seconds, or text such as \"250ms\", \"2s\", \"5min\"")
+        default:
+            diagnostics.error(JSONPath.child(path, key), "expected a duration such as \"2s\", found \(value.typeName)")
+        }
+        return fallback
+    }
+
     /// A pixel count: a number, or text like `"250MP"`.
     public mutating func pixels(_ key: String, default fallback: Int64, help: String) -> Int64 {
         guard let value = note(key, "pixels", "\(fallback / 1_000_000)MP", help) else { return fallback }

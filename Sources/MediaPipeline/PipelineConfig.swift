@@ -49,6 +49,22 @@ public struct PipelineLimits: Sendable, Equatable {
     public var concurrency: Int?
     /// Estimated bytes that concurrent image decodes may hold at once.
     public var memory: Int64 = 160_000_000
+    /// How uploads retry transient failures.
+    public var retry = RetryLimits()
+
+    public init() {}
+}
+
+/// `limits.retry`: attempts and backoff for transient upload failures (full jitter).
+public struct RetryLimits: Sendable, Equatable {
+    /// Tries per request, the first included.
+    public var attempts: Int = 6
+    /// The first backoff ceiling; doubled each try.
+    public var baseDelay: Double = 1
+    /// The largest backoff ceiling.
+    public var maxDelay: Double = 30
+    /// The longest `Retry-After` honoured; past it the file fails as `rate_limited` (exit 4).
+    public var maxWait: Double = 360
 
     public init() {}
 }
@@ -148,7 +164,8 @@ public struct Pipeline: Sendable {
         let rules = readRules(top.raw("purposeRules", type: "array", help: "path rules choosing a purpose"),
                               purposes: purposes, diagnostics: &diagnostics)
         let steps = readSteps(top.raw("stages", type: "array", help: "the ordered stages"), registry: registry,
-                              context: FactoryContext(environment: environment, assumeConfigured: assumeConfigured, purposes: purposes),
+                              context: FactoryContext(environment: environment, assumeConfigured: assumeConfigured, purposes: purposes,
+                                                       limits: limits),
                               diagnostics: &diagnostics)
         diagnostics.append(contentsOf: top.finished().diagnostics)
 
@@ -185,6 +202,12 @@ public struct Pipeline: Sendable {
         limits.concurrency = concurrency == 0 ? nil : concurrency
         limits.memory = reader.bytes("memory", default: limits.memory, help: "estimated memory concurrent image decodes may hold at once")
         if limits.memory < 16_000_000 { reader.error("memory", "must be at least 16MB") }
+        var retry = reader.object("retry", help: "retries of transient upload failures")
+        limits.retry.attempts = retry.int("attempts", default: limits.retry.attempts, range: 1...100, help: "tries per request, the first included")
+        limits.retry.baseDelay = retry.seconds("baseDelay", default: limits.retry.baseDelay, help: "first backoff ceiling, doubled per try")
+        limits.retry.maxDelay = retry.seconds("maxDelay", default: limits.retry.maxDelay, help: "largest backoff ceiling")
+        limits.retry.maxWait = retry.seconds("maxWait", default: limits.retry.maxWait, help: "longest Retry-After honoured")
+        reader.absorb(retry)
         diagnostics.append(contentsOf: reader.finished().diagnostics)
         return limits
     }

@@ -17,6 +17,18 @@ public enum Quantity {
         parse(text, units: [("MP", 1e6)])
     }
 
+    /// Seconds from `"250ms"`, `"2s"`, `"5min"`, `"1h"` or a plain number of seconds.
+    public static func seconds(_ text: String) -> Double? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        for (suffix, factor) in [("ms", 0.001), ("min", 60.0), ("h", 3600.0), ("s", 1.0)] where trimmed.hasSuffix(suffix) {
+            guard let value = Double(trimmed.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)), value >= 0, value.isFinite
+            else { return nil }
+            return value * factor
+        }
+        guard let value = Double(trimmed), value >= 0, value.isFinite else { return nil }
+        return value
+    }
+
     private static func parse(_ text: String, units: [(suffix: String, factor: Double)]) -> Int64? {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         for unit in units where trimmed.hasSuffix(unit.suffix) {

@@ -22,7 +22,12 @@ public struct Redactor: Sendable {
 
     public init(secrets: [String]) {
         // Very short values would mangle ordinary text; longest first so overlaps redact whole.
-        self.secrets = Array(Set(secrets.filter { $0.count >= 4 })).sorted { $0.count > $1.count }
+        // Each secret is also hidden in the forms a server or a URL might echo it in.
+        let forms = secrets.filter { $0.count >= 4 }.flatMap { secret in
+            [secret, Data(secret.utf8).base64EncodedString(),
+             secret.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? secret]
+        }
+        self.secrets = Array(Set(forms)).sorted { $0.count > $1.count }
     }
 
     /// `text` with each secret replaced by `****`.

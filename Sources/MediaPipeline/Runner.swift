@@ -1,4 +1,5 @@
 public import Foundation
+import Synchronization
 
 /// Takes each input file through the pipeline's steps with bounded concurrency.
 ///
@@ -24,6 +25,8 @@ public struct Runner: Sendable {
     public let pipeline: Pipeline
     public let inspector: any AssetInspector
     public let logger: any Logger
+    /// Sinks that hit a fatal error (credentials refused, untrusted certificate): no more work goes there.
+    private let stoppedSinks = StoppedSinks()
 
     public init(pipeline: Pipeline, inspector: any AssetInspector, logger: any Logger) {
         self.pipeline = pipeline
@@ -53,6 +56,7 @@ public struct Runner: Sendable {
             }
         }
         summary.milliseconds = Runner.milliseconds(since: started)
+        summary.fatal = stoppedSinks.all.map { "\($0.key): \($0.value.detail)" }
         return summary
     }
 
@@ -82,6 +86,7 @@ public struct Runner: Sendable {
                                sink: sink, result: result, reason: reason, notes: asset.notes)
         }
         var planned: (sink: String, plan: UploadPlan)?
+        var uploaded: (sink: String, result: JSONValue)?
         for step in pipeline.steps {
             var outcome: StageOutcome
             do {
@@ -92,12 +97,29 @@ public struct Runner: Sendable {
                 case let .sink(sink):
                     guard asset.sink == step.name else { continue }
                     let plan = try sink.plan(for: asset, context: context)
-                    // Dry-run reports the plan; a real run executes this same plan once sinks can send.
-                    guard context.dryRun else {
-                        throw Reason(.stageFailed, "sink '\(step.name)' cannot send uploads in this version; use --dry-run")
+                    // Dry-run reports the plan; a real run executes this same plan.
+                    if context.dryRun {
+                        planned = (sink.sinkName, plan)
+                        outcome = .proceed
+                        break
                     }
-                    planned = (sink.sinkName, plan)
-                    outcome = .proceed
+                    if let stopped = stoppedSinks[step.name] {
+                        return end(.pending, sink: sink.sinkName, reason: stopped)
+                    }
+                    do {
+                        let result = try await sink.upload(plan, asset: asset, context: context)
+                        uploaded = (sink.sinkName, result)
+                        outcome = .proceed
+                    } catch let error as SinkError {
+                        switch error.severity {
+                        case .rejected: return end(.rejected, sink: sink.sinkName, reason: error.reason)
+                        case .failed: return end(.failed, sink: sink.sinkName, reason: error.reason)
+                        case .fatal:
+                            stoppedSinks.stop(step.name, error.reason)
+                            logger.log(.error, "\(step.name): \(error.reason.detail); no more uploads go to it in this run")
+                            return end(.failed, sink: sink.sinkName, reason: error.reason)
+                        }
+                    }
                 }
             } catch let reason as Reason {
                 outcome = .reject(reason)
@@ -120,6 +142,9 @@ public struct Runner: Sendable {
         if let planned {
             return end(.planned, sink: planned.sink, result: planned.plan.json)
         }
+        if let uploaded {
+            return end(.uploaded, sink: uploaded.sink, result: uploaded.result)
+        }
         let why = asset.sink == nil ? "no route stage chose a sink for this file" : "the chosen sink '\(asset.sink!)' did not run"
         return end(.rejected, reason: Reason(.noSink, why))
     }
@@ -129,4 +154,17 @@ public struct Runner: Sendable {
         guard let prepared = asset.prepared, prepared.url.path.hasPrefix(folder.path) else { return }
         try? FileManager.default.removeItem(at: prepared.url)
     }
+}
+
+/// The sinks a run stopped sending to, each with the reason it was stopped.
+private final class StoppedSinks: Sendable {
+    private let reasons = Mutex<[String: Reason]>([:])
+
+    subscript(name: String) -> Reason? { reasons.withLock { $0[name] } }
+
+    func stop(_ name: String, _ reason: Reason) {
+        reasons.withLock { if $0[name] == nil { $0[name] = reason } }
+    }
+
+    var all: [(key: String, value: Reason)] { reasons.withLock { $0.sorted { $0.key < $1.key } } }
 }

@@ -23,6 +23,23 @@ public struct ReasonCode: RawRepresentable, Hashable, Sendable, ExpressibleByStr
     public static let svgActiveContent: ReasonCode = "svg_active_content"
     public static let sourceChanged: ReasonCode = "source_changed"
     public static let diskFull: ReasonCode = "disk_full"
+    /// The provider refused the file for good (400, 413, 415, 422, or an error code saying the file is wrong).
+    public static let providerRejected: ReasonCode = "provider_rejected"
+    /// What the provider stored does not match what was sent (ETag, digest).
+    public static let integrityMismatch: ReasonCode = "integrity_mismatch"
+    public static let timeout: ReasonCode = "timeout"
+    /// The connection kept failing (refused, reset) through every retry.
+    public static let networkError: ReasonCode = "network_error"
+    /// The provider kept answering 5xx (or an error code it marks as transient) through every retry.
+    public static let providerUnavailable: ReasonCode = "provider_unavailable"
+    /// The provider asked us to wait longer than the run is willing to.
+    public static let rateLimited: ReasonCode = "rate_limited"
+    /// The credentials were refused: fatal for that provider.
+    public static let authFailed: ReasonCode = "auth_failed"
+    /// The endpoint's TLS certificate is not trusted: fatal, never bypassed.
+    public static let tlsUntrusted: ReasonCode = "tls_untrusted"
+    /// The endpoint answered with a redirect, which is never followed with credentials: fatal.
+    public static let unexpectedRedirect: ReasonCode = "unexpected_redirect"
 }
 
 /// Why a stage refused or passed by a file: the code for machines, the detail for people.
@@ -136,6 +153,29 @@ public struct UploadPlan: Sendable, Equatable {
     }
 }
 
+/// How an upload went wrong, which decides the file's status and the run's exit code.
+public struct SinkError: Error, Sendable, CustomStringConvertible {
+    public enum Severity: Sendable, Equatable {
+        /// The provider refused this file for good: the file ends `rejected`.
+        case rejected
+        /// Transient trouble left after every retry: the file ends `failed` (exit 4); a rerun may succeed.
+        case failed
+        /// The provider cannot be used at all (credentials refused, certificate untrusted): no more
+        /// work is sent to it, the file ends `failed` and the run exits 3.
+        case fatal
+    }
+
+    public var severity: Severity
+    public var reason: Reason
+
+    public init(_ severity: Severity, _ code: ReasonCode, _ detail: String) {
+        self.severity = severity
+        self.reason = Reason(code, detail)
+    }
+
+    public var description: String { reason.description }
+}
+
 /// A stage that uploads. Routing asks whether it is configured and whether a file fits its limits;
 /// the runner asks it for a plan, which dry-run reports and a real run executes.
 public protocol Sink: Sendable {
@@ -146,4 +186,7 @@ public protocol Sink: Sendable {
     func refusal(for file: PreparedFile) -> String?
     /// The request that would upload the asset.
     func plan(for asset: Asset, context: StageContext) throws -> UploadPlan
+    /// Executes the plan `plan(for:context:)` made and returns the manifest's `result`
+    /// (`id`, `key`, `url`, …). Throws `SinkError` when it cannot.
+    func upload(_ plan: UploadPlan, asset: Asset, context: StageContext) async throws -> JSONValue
 }

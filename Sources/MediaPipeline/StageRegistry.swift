@@ -1,3 +1,5 @@
+import Synchronization
+
 /// What a stage factory builds: an ordinary stage, or a sink the router can choose.
 public enum StepBody: Sendable {
     case stage(any Stage)
@@ -14,12 +16,35 @@ public struct FactoryContext: Sendable {
     public var sinkSteps: [String]
     /// The pipeline's purposes.
     public var purposes: [String: Purpose]
+    /// The pipeline's limits (API budget, retries).
+    public var limits: PipelineLimits
+    /// Objects the stages of one pipeline share, such as one API client (and its rate budget) for two sinks.
+    public var shared: SharedObjects
 
-    public init(environment: [String: String], assumeConfigured: Bool, sinkSteps: [String] = [], purposes: [String: Purpose] = [:]) {
+    public init(environment: [String: String], assumeConfigured: Bool, sinkSteps: [String] = [], purposes: [String: Purpose] = [:],
+                limits: PipelineLimits = PipelineLimits(), shared: SharedObjects = SharedObjects()) {
         self.environment = environment
         self.assumeConfigured = assumeConfigured
         self.sinkSteps = sinkSteps
         self.purposes = purposes
+        self.limits = limits
+        self.shared = shared
+    }
+}
+
+/// One object per key for the whole pipeline, made on first use.
+public final class SharedObjects: Sendable {
+    private let objects = Mutex<[String: any Sendable]>([:])
+
+    public init() {}
+
+    public func object<T: Sendable>(_ key: String, make: () -> T) -> T {
+        objects.withLock { objects in
+            if let existing = objects[key] as? T { return existing }
+            let made = make()
+            objects[key] = made
+            return made
+        }
     }
 }
 

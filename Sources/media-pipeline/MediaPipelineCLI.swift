@@ -11,7 +11,8 @@ import StandardStages
 enum MediaPipelineCLI {
     static let version = "0.1.0"
 
-    static let commands: [CommandSpec] = [RunCommand.spec, ValidateCommand.spec, ExplainCommand.spec, StagesCommand.spec]
+    static let commands: [CommandSpec] = [RunCommand.spec, ValidateCommand.spec, ExplainCommand.spec, StagesCommand.spec,
+                                          DoctorCommand.spec, DeleteCommand.spec, LiveCommand.spec]
 
     static let rootHelp = """
         USAGE: media-pipeline <command> [options]
@@ -85,6 +86,9 @@ enum MediaPipelineCLI {
         case RunCommand.spec.name: return await RunCommand(arguments: parsed, environment: environment).run()
         case ValidateCommand.spec.name: return ValidateCommand(arguments: parsed, environment: environment, console: console).run()
         case ExplainCommand.spec.name: return ExplainCommand(arguments: parsed, environment: environment, console: console).run()
+        case DoctorCommand.spec.name: return await DoctorCommand(environment: environment, console: console).run()
+        case DeleteCommand.spec.name: return await DeleteCommand(arguments: parsed, environment: environment, console: console).run()
+        case LiveCommand.spec.name: return await LiveCommand(arguments: parsed, environment: environment, console: console).run()
         default: return StagesCommand(environment: environment, console: console).run()
         }
     }

@@ -50,9 +50,6 @@ struct RunCommand {
             let hint = DidYouMeanWord.closest(purpose, Array(pipeline.purposes.keys)).map { " Did you mean '\($0)'?" } ?? ""
             return usage("--purpose '\(purpose)' is not a purpose of this pipeline.\(hint) Known: \(pipeline.purposes.keys.sorted().joined(separator: ", "))")
         }
-        guard dryRun else {
-            return usage("this version plans uploads but does not send them yet: run with --dry-run to see the plan")
-        }
         let inputs: [InputFile]
         do { inputs = try InputFile.expand(arguments.positional) } catch { return usage("\(error)") }
 

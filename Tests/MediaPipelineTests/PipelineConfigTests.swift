@@ -7,9 +7,15 @@ struct NoopStage: Stage {
     func run(_ asset: Asset, context: StageContext) async throws -> StageOutcome { .proceed }
 }
 
-/// A sink with fixed configuration, for routing-free loader tests.
+/// A sink with fixed configuration, for routing-free loader tests. Its upload returns a fixed
+/// result, or throws `failure` when one is given.
 struct FixedSink: Sink {
+    var failure: SinkError?
     var sinkName: String { "fixed" }
+    func upload(_ plan: UploadPlan, asset: Asset, context: StageContext) async throws -> JSONValue {
+        if let failure { throw failure }
+        return .object([("id", .string(asset.source))])
+    }
     var configuration: SinkConfiguration { SinkConfiguration(missing: []) }
     func refusal(for file: PreparedFile) -> String? { nil }
     func plan(for asset: Asset, context: StageContext) throws -> UploadPlan {

@@ -57,10 +57,11 @@ struct RunnerTests {
         }
     }
 
-    func run(_ pipeline: Pipeline, _ files: [InputFile], dir: URL, concurrency: Int = 2) async -> (RunSummary, [AssetReport]) {
+    func run(_ pipeline: Pipeline, _ files: [InputFile], dir: URL, concurrency: Int = 2,
+             dryRun: Bool = true) async -> (RunSummary, [AssetReport]) {
         let reports = Mutex<[AssetReport]>([])
         let runner = Runner(pipeline: pipeline, inspector: FixedInspector(), logger: MemoryLogger())
-        let summary = await runner.run(files, options: .init(dryRun: true, concurrency: concurrency, workDirectory: dir)) { r in
+        let summary = await runner.run(files, options: .init(dryRun: dryRun, concurrency: concurrency, workDirectory: dir)) { r in
             reports.withLock { $0.append(r) }
         }
         return (summary, reports.withLock { $0 }.sorted { $0.source < $1.source })
@@ -129,5 +130,42 @@ struct RunnerTests {
                               purpose: "thumbnail", status: .planned, sink: "cloudflare-images", result: ["id": "x"],
                               reason: nil, milliseconds: 41.23)
         #expect(row.json.compactText == #"{"source":"course.zip!/img/cover.jpg","sha256":"ab","bytes":812345,"mime":"image/jpeg","kind":"image","purpose":"thumbnail","status":"planned","sink":"cloudflare-images","result":{"id":"x"},"reason":null,"ms":41.2}"#)
+    }
+
+    @Test func aRealRunExecutesThePlanAndReportsTheSinksResult() async throws {
+        try await TestFiles.withTemporaryDirectory { dir in
+            let p = try pipeline([step("route", .stage(RoutingStage())), step("out", .sink(FixedSink()))])
+            let (summary, reports) = await run(p, try inputs(3, in: dir), dir: dir, dryRun: false)
+            #expect(reports.map(\.status) == [.uploaded, .uploaded, .uploaded])
+            #expect(reports.allSatisfy { $0.result?["id"] == .string($0.source) })
+            #expect(summary.exitCode == 0)
+        }
+    }
+
+    @Test("a sink's error decides the status and the exit code", arguments: [
+        (SinkError.Severity.rejected, AssetStatus.rejected, Int32(1)), (.failed, .failed, 4),
+    ])
+    func sinkErrorsMapToStatuses(_ severity: SinkError.Severity, _ status: AssetStatus, _ exit: Int32) async throws {
+        try await TestFiles.withTemporaryDirectory { dir in
+            let sink = FixedSink(failure: SinkError(severity, .providerRejected, "no"))
+            let p = try pipeline([step("route", .stage(RoutingStage())), step("out", .sink(sink))])
+            let (summary, reports) = await run(p, try inputs(2, in: dir), dir: dir, dryRun: false)
+            #expect(reports.map(\.status) == [status, status])
+            #expect(reports.allSatisfy { $0.reason?.code == .providerRejected })
+            #expect(summary.exitCode == exit)
+        }
+    }
+
+    @Test func aFatalSinkErrorStopsThatSinkLeavesTheRestPendingAndExitsThree() async throws {
+        try await TestFiles.withTemporaryDirectory { dir in
+            let sink = FixedSink(failure: SinkError(.fatal, .authFailed, "credentials refused"))
+            let p = try pipeline([step("route", .stage(RoutingStage())), step("out", .sink(sink))])
+            let (summary, reports) = await run(p, try inputs(6, in: dir), dir: dir, concurrency: 1, dryRun: false)
+            #expect(reports.filter { $0.status == .failed }.count == 1)
+            #expect(reports.filter { $0.status == .pending }.count == 5)
+            #expect(reports.allSatisfy { $0.reason?.code == .authFailed })
+            #expect(summary.fatal.count == 1)
+            #expect(summary.exitCode == 3)
+        }
     }
 }

@@ -14,13 +14,15 @@ public struct CloudflareImagesStage: Sink {
 
     let environment: CloudflareEnvironment
     let requireSignedURLs: Bool
+    let client: ImagesClient
     public var sinkName: String { "cloudflare-images" }
 
     public static let factory = StageFactory(kind: "cloudflare.images", summary: "upload images to Cloudflare Images", isSink: true) { options, context in
         let environment = CloudflareEnvironment.forSink(context, options: &options)
         return .sink(CloudflareImagesStage(
             environment: environment,
-            requireSignedURLs: options.bool("requireSignedURLs", default: false, help: "deliver only through signed URLs")))
+            requireSignedURLs: options.bool("requireSignedURLs", default: false, help: "deliver only through signed URLs"),
+            client: ImagesClient(api: CloudflareAPI.shared(context, environment: environment))))
     }
 
     public var configuration: SinkConfiguration {
@@ -48,8 +50,24 @@ public struct CloudflareImagesStage: Sink {
         if !requireSignedURLs {
             details.append(("id", .string(Self.imageID(sha256: try asset.sha256(), purpose: asset.purpose))))
         }
-        return UploadPlan(method: "POST", endpoint: "\(environment.accountBase)/images/v1", contentType: "multipart/form-data",
-                          bytes: file.bytes, path: file.url.path, details: [("fileType", .string(file.mime))] + details)
+        let endpoint = requireSignedURLs ? "\(environment.accountBase)/images/v2/direct_upload" : "\(environment.accountBase)/images/v1"
+        return UploadPlan(method: "POST", endpoint: endpoint, contentType: "multipart/form-data",
+                          bytes: file.bytes, path: file.url.path,
+                          details: [("fileType", .string(file.mime)), ("sha256", .string(try asset.uploadSHA256(file))),
+                                    ("authorization", .string(environment.authorizationPreview))] + details)
+    }
+
+    public func upload(_ plan: UploadPlan, asset: Asset, context: StageContext) async throws -> JSONValue {
+        let file = try asset.upload()
+        let retries = RetryCount()
+        var id: String?
+        if case let .string(planned)? = JSONValue.object(plan.details)["id"] { id = planned }
+        var result = try await client.upload(
+            .init(path: file.url.path, bytes: file.bytes, mime: file.mime, filename: (asset.relativePath as NSString).lastPathComponent,
+                  sha256: try asset.uploadSHA256(file), source: asset.source, id: id, requireSignedURLs: requireSignedURLs),
+            retries: retries, reserved: { asset.note("reserved Images id \($0)") })
+        if retries.value > 0 { result = result.adding("retries", .int(retries.value)) }
+        return result
     }
 
     /// `mp/<purpose>/<sha256>`: deterministic, never shaped like a UUID.

@@ -17,6 +17,7 @@ public struct CloudflareR2Stage: Sink {
     let keyTemplate: String
     let multipartThreshold: Int64
     let partSize: Int64
+    let client: R2Client
     public var sinkName: String { "r2" }
 
     static let placeholders = ["{purposePrefix}", "{purpose}", "{sha256}", "{ext}", "{name}", "{path}"]
@@ -33,7 +34,8 @@ public struct CloudflareR2Stage: Sink {
         let part = options.bytes("partSize", default: 8 * 1024 * 1024, help: "smallest part size (grown to keep within 10,000 parts)")
         if part < minPartBytes || part > maxPartBytes { options.error("partSize", "must be from 5MiB to 5GiB − 5MiB") }
         if threshold > maxPartBytes { options.error("multipartThreshold", "must be at most 5GiB − 5MiB, R2's largest single PUT") }
-        return .sink(CloudflareR2Stage(environment: environment, keyTemplate: template, multipartThreshold: threshold, partSize: part))
+        return .sink(CloudflareR2Stage(environment: environment, keyTemplate: template, multipartThreshold: threshold, partSize: part,
+                                       client: R2Client.shared(context, environment: environment)))
     }
 
     public var configuration: SinkConfiguration {
@@ -51,7 +53,7 @@ public struct CloudflareR2Stage: Sink {
         let key = try key(for: asset, file: file, context: context)
         let bucket = environment[CloudflareEnvironment.r2Bucket] ?? "$" + CloudflareEnvironment.r2Bucket
         let objectURL = "\(environment.r2EndpointBase)/\(bucket)/\(key.encodedPath)"
-        var details: [(key: String, value: JSONValue)] = [("key", .string(key))]
+        var details: [(key: String, value: JSONValue)] = [("key", .string(key)), ("sha256", .string(try asset.uploadSHA256(file)))]
         if let base = environment[CloudflareEnvironment.r2PublicBaseURL] {
             details.append(("url", .string("\(base)/\(key.encodedPath)")))
         }
@@ -66,6 +68,27 @@ public struct CloudflareR2Stage: Sink {
                                               ("parts", .int((file.bytes + part - 1) / part))])))
         return UploadPlan(method: "POST", endpoint: objectURL + "?uploads", contentType: file.mime, bytes: file.bytes,
                           path: file.url.path, details: details)
+    }
+
+    public func upload(_ plan: UploadPlan, asset: Asset, context: StageContext) async throws -> JSONValue {
+        let details = JSONValue.object(plan.details)
+        guard case let .string(key)? = details["key"], case let .string(sha256)? = details["sha256"] else {
+            throw SinkError(.failed, .stageFailed, "the R2 plan has no key")
+        }
+        var disposition: String?
+        if case let .string(value)? = details["contentDisposition"] { disposition = value }
+        var part = partSize
+        if case let .number(n)? = details["multipart"]?["partSize"] { part = Int64(n) }
+        let retries = RetryCount()
+        let sent = try await client.upload(
+            .init(key: key, path: plan.path, bytes: plan.bytes, contentType: plan.contentType, contentDisposition: disposition, sha256: sha256),
+            multipartThreshold: multipartThreshold, partSize: part, retries: retries)
+        var result: [(key: String, value: JSONValue)] = [("key", .string(key))]
+        if let url = details["url"] { result.append(("url", url)) }
+        result.append(("bytes", .int(plan.bytes)))
+        if !sent { result.append(("existing", true)) }
+        if retries.value > 0 { result.append(("retries", .int(retries.value))) }
+        return .object(result)
     }
 
     /// One part size for the whole upload: at least `smallest`, grown in whole MiB so the

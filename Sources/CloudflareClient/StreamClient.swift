@@ -1,0 +1,216 @@
+import Foundation
+import HTTPTransport
+public import MediaPipeline
+
+/// Cloudflare Stream: basic form uploads, tus resumable uploads, videos, live inputs.
+public struct StreamClient: Sendable {
+    public let api: CloudflareAPI
+
+    public init(api: CloudflareAPI) { self.api = api }
+
+    var base: String { "\(api.environment.accountBase)/stream" }
+
+    /// tus chunks: multiples of 256 KiB from 5 MiB to 200 MiB; only the last may be shorter.
+    public static let chunkGranularity: Int64 = 262_144
+    public static let minChunk: Int64 = 5_242_880
+    public static let maxChunk: Int64 = 209_715_200
+
+    /// `clamp(roundDown(configured, 256 KiB), 5 MiB, 200 MiB)`.
+    public static func chunkSize(_ configured: Int64) -> Int64 {
+        min(max(configured / chunkGranularity * chunkGranularity, minChunk), maxChunk)
+    }
+
+    /// The length of the PATCH starting at `offset`.
+    public static func chunk(at offset: Int64, of length: Int64, size: Int64) -> Int64 {
+        min(size, length - offset)
+    }
+
+    /// One form POST (files up to 200 MB). Returns the video object.
+    public func uploadBasic(path: String, bytes: Int64, filename: String, mime: String,
+                            retries: RetryCount? = nil) async throws(SinkError) -> JSONValue {
+        var form = FormData()
+        form.file("file", filename: filename, contentType: mime, path: path, length: bytes)
+        let answer = try await api.send(api.request("POST", base, headers: [("Content-Type", form.contentType)], body: form.body),
+                                        retries: retries)
+        guard answer.success, let video = answer.result else { throw Self.refusal(answer) }
+        return video
+    }
+
+    /// A tus upload: create, then PATCH chunks, always continuing from the server's offset.
+    /// `created` hears each new upload's uid and URL before any byte is sent.
+    public func uploadTus(path: String, bytes: Int64, metadata: [(String, String?)], chunkSize: Int64,
+                          resume: (uid: String, url: String)? = nil, retries: RetryCount? = nil,
+                          created: (String, String) -> Void = { _, _ in }) async throws(SinkError) -> String {
+        let size = Self.chunkSize(chunkSize)
+        var upload: (uid: String, url: String)
+        var offset: Int64
+        if let resume, let known = try await self.offset(of: resume.url) {
+            upload = resume
+            offset = known
+        } else {
+            upload = try await create(bytes: bytes, metadata: metadata, retries: retries)
+            created(upload.uid, upload.url)
+            offset = 0
+        }
+        var failures = 0
+        while offset < bytes {
+            let length = Self.chunk(at: offset, of: bytes, size: size)
+            let request = tusRequest("PATCH", upload.url, extra: [("Upload-Offset", "\(offset)"),
+                                                                 ("Content-Type", "application/offset+octet-stream")],
+                                     body: [.file(path: path, offset: offset, length: length)])
+            let (response, verdict) = await api.retrier.attempt(request, with: api.http) { response in
+                [204, 200, 409, 460, 404, 410].contains(response.status) ? .done : CloudflareAPI.classify(response)
+            }
+            switch verdict {
+            case let .fail(error):
+                throw error
+            case let .retry(code, detail, after):
+                try await api.retrier.backOff(&failures, code, detail, after: after, retries: retries)
+                // The server may have kept part of the chunk: ask where it stands.
+                if let known = try await self.offset(of: upload.url) {
+                    offset = known
+                } else {
+                    upload = try await create(bytes: bytes, metadata: metadata, retries: retries)
+                    created(upload.uid, upload.url)
+                    offset = 0
+                }
+            case .done:
+                let response = response!
+                switch response.status {
+                case 200, 204:
+                    guard let next = response.header("Upload-Offset").flatMap(Int64.init), next > offset, next <= bytes else {
+                        throw SinkError(.failed, .providerUnavailable, "Stream answered a PATCH without a valid Upload-Offset")
+                    }
+                    offset = next
+                    failures = 0
+                case 409:
+                    // Our offset was wrong: the server's counts.
+                    try await api.retrier.backOff(&failures, .providerUnavailable, "Stream answered 409 (offset mismatch)", retries: retries)
+                    guard let known = try await self.offset(of: upload.url) else { throw SinkError(.failed, .providerUnavailable, "the tus upload vanished") }
+                    offset = known
+                case 460:
+                    // The chunk arrived damaged: send the same chunk again.
+                    try await api.retrier.backOff(&failures, .integrityMismatch, "Stream answered 460 (checksum mismatch)", retries: retries)
+                default:
+                    // 404/410: the upload expired or was removed; start a new one.
+                    try await api.retrier.backOff(&failures, .providerUnavailable, "the tus upload URL answered \(response.status)", retries: retries)
+                    upload = try await create(bytes: bytes, metadata: metadata, retries: retries)
+                    created(upload.uid, upload.url)
+                    offset = 0
+                }
+            }
+        }
+        return upload.uid
+    }
+
+    /// `POST /stream` with tus headers: the uid from `stream-media-id`, the upload URL from `Location`.
+    func create(bytes: Int64, metadata: [(String, String?)], retries: RetryCount?) async throws(SinkError) -> (uid: String, url: String) {
+        let encoded = metadata.map { key, value in value.map { "\(key) \(Data($0.utf8).base64EncodedString())" } ?? key }
+            .joined(separator: ",")
+        let request = api.request("POST", base, headers: [("Tus-Resumable", "1.0.0"), ("Upload-Length", "\(bytes)"),
+                                                          ("Upload-Metadata", encoded)])
+        let answer = try await api.send(request, retries: retries)
+        guard answer.status == 201 || answer.status == 200, let location = answer.http.header("Location") else {
+            throw Self.refusal(answer)
+        }
+        guard let url = URL(string: location, relativeTo: URL(string: base))?.absoluteString else {
+            throw SinkError(.failed, .providerUnavailable, "Stream gave an unusable upload URL")
+        }
+        let uid = answer.http.header("stream-media-id") ?? URL(string: url)?.lastPathComponent ?? ""
+        return (uid, url)
+    }
+
+    /// The server's offset for an upload (`HEAD`), retried like any request; nil when the upload is gone (404/410).
+    public func offset(of url: String) async throws(SinkError) -> Int64? {
+        let answer = try await api.send(tusRequest("HEAD", url))
+        if answer.status == 404 || answer.status == 410 { return nil }
+        guard let offset = answer.http.header("Upload-Offset").flatMap(Int64.init) else {
+            throw SinkError(.failed, .providerUnavailable, "Stream answered HEAD with \(answer.summary) and no Upload-Offset")
+        }
+        return offset
+    }
+
+    /// A tus request; the token goes only to the API's own host.
+    func tusRequest(_ method: String, _ url: String, extra: [(name: String, value: String)] = [], body: [BodyPiece] = []) -> HTTPRequest {
+        let sameHost = URL(string: url)?.host == URL(string: base)?.host
+        return api.request(method, url, headers: [("Tus-Resumable", "1.0.0")] + extra, body: body, authorized: sameHost)
+    }
+
+    /// The video, or nil when there is none.
+    public func video(uid: String) async throws(SinkError) -> JSONValue? {
+        let answer = try await api.send(api.request("GET", "\(base)/\(uid.encodedPath)"))
+        if answer.status == 404 { return nil }
+        guard answer.success, let video = answer.result else { throw Self.refusal(answer) }
+        return video
+    }
+
+    /// Polls until the video is ready to stream or reports an error.
+    public func waitUntilReady(uid: String, timeout: Double) async throws(SinkError) -> JSONValue {
+        let deadline = api.retrier.clock.now().addingTimeInterval(timeout)
+        var pause = 1.0
+        while true {
+            guard let video = try await video(uid: uid) else { throw SinkError(.failed, .providerUnavailable, "video \(uid) vanished") }
+            if video["readyToStream"] == .bool(true) { return video }
+            if video["status"]?["state"] == .string("error") {
+                let why = video["status"]?["errorReasonText"].flatMap { if case let .string(s) = $0 { s } else { nil } } ?? "no reason given"
+                throw SinkError(.rejected, .providerRejected, "Stream could not encode the video: \(why)")
+            }
+            guard api.retrier.clock.now() < deadline else {
+                throw SinkError(.failed, .timeout, "video \(uid) was not ready to stream within \(Int(timeout)) s")
+            }
+            await api.retrier.clock.sleep(seconds: pause)
+            pause = min(pause * 2, 15)
+        }
+    }
+
+    /// Deletes the video; false when there was none.
+    public func delete(uid: String) async throws(SinkError) -> Bool {
+        let answer = try await api.send(api.request("DELETE", "\(base)/\(uid.encodedPath)"))
+        if answer.status == 404 { return false }
+        guard answer.success else { throw Self.refusal(answer) }
+        return true
+    }
+
+    /// The manifest's result for a video.
+    public static func report(_ video: JSONValue?, uid: String, bytes: Int64) -> JSONValue {
+        var pairs: [(key: String, value: JSONValue)] = [("id", .string(uid))]
+        if let hls = video?["playback"]?["hls"] { pairs.append(("url", hls)) }
+        if let playback = video?["playback"] { pairs.append(("playback", playback)) }
+        if let ready = video?["readyToStream"] { pairs.append(("readyToStream", ready)) }
+        pairs.append(("bytes", .int(bytes)))
+        return .object(pairs)
+    }
+
+    static func refusal(_ answer: APIResponse) -> SinkError {
+        (400..<500).contains(answer.status) ? answer.rejection
+            : SinkError(.failed, .providerUnavailable, "Stream answered \(answer.summary)")
+    }
+
+    // MARK: Live inputs
+
+    /// Creates a live input; the result holds the ingest URLs and keys (secrets: for the person who asked only).
+    public func createLiveInput(name: String, recording: Bool) async throws(SinkError) -> JSONValue {
+        let body = JSONValue.object([("meta", .object([("name", .string(name))])),
+                                     ("recording", .object([("mode", .string(recording ? "automatic" : "off"))]))])
+        let answer = try await api.send(api.request("POST", "\(base)/live_inputs", headers: [("Content-Type", "application/json")],
+                                                    body: [.bytes(Data(body.compactText.utf8))]))
+        guard answer.success, let input = answer.result else { throw Self.refusal(answer) }
+        return input
+    }
+
+    public func liveInputs() async throws(SinkError) -> [JSONValue] {
+        let answer = try await api.send(api.request("GET", "\(base)/live_inputs"))
+        guard answer.success else { throw Self.refusal(answer) }
+        if case let .array(items)? = answer.result?["liveInputs"] { return items }
+        if case let .array(items)? = answer.result { return items }
+        return []
+    }
+
+    /// Deletes a live input; false when there was none.
+    public func deleteLiveInput(uid: String) async throws(SinkError) -> Bool {
+        let answer = try await api.send(api.request("DELETE", "\(base)/live_inputs/\(uid.encodedPath)"))
+        if answer.status == 404 { return false }
+        guard answer.success else { throw Self.refusal(answer) }
+        return true
+    }
+}

@@ -1,0 +1,141 @@
+public import Foundation
+public import HTTPTransport
+public import MediaPipeline
+
+/// A local server a test starts (a Python fake or the S3 server), stopped by PID when the test ends.
+public final class LocalServer: @unchecked Sendable {
+    public let process: Process
+    /// What the server printed after `READY `.
+    public let ready: String
+    /// `http(s)://127.0.0.1:<port>`.
+    public let base: String
+    private let client = CurlClient()
+
+    public struct StartError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Runs `python3 Tests/Fakes/<script> arguments…` and waits (up to `timeout` s) for its `READY …` line.
+    public init(script: String, arguments: [String], scheme: String = "http", timeout: Double = 60) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", TestFiles.repoRoot.appendingPathComponent("Tests/Fakes/\(script)").path] + arguments
+        process.standardInput = FileHandle.nullDevice
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.standardError
+        try process.run()
+        self.process = process
+        // Read the first line on a thread so a silent server cannot hang the test.
+        let line = LineBox()
+        let thread = Thread {
+            var data = Data()
+            while !data.contains(0x0A) {
+                let chunk = out.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                data.append(chunk)
+            }
+            line.set(String(decoding: data, as: UTF8.self))
+        }
+        thread.start()
+        let deadline = Date().addingTimeInterval(timeout)
+        while line.get() == nil, Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        let first = line.get()?.split(separator: "\n").first.map(String.init) ?? ""
+        guard first.hasPrefix("READY ") else {
+            process.terminate()
+            throw StartError(description: "\(script) did not start: \(first.isEmpty ? "no READY line within \(Int(timeout)) s" : first)")
+        }
+        ready = String(first.dropFirst(6))
+        if let port = Int(ready) {
+            base = "\(scheme)://127.0.0.1:\(port)"
+        } else if let data = ready.data(using: .utf8), let json = try? JSONValue.parse(data), case let .string(endpoint)? = json["endpoint"] {
+            base = endpoint
+        } else {
+            base = ""
+        }
+    }
+
+    deinit { stop() }
+
+    /// Ends the server by PID. The fakes keep nothing worth a graceful stop, and Foundation's
+    /// waitUntilExit can hang when called from a task, so the exit is polled briefly.
+    public func stop() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        for _ in 0..<100 where process.isRunning { usleep(10_000) }
+    }
+
+    /// A value from a JSON `READY` line.
+    public func readyValue(_ key: String) -> String? {
+        guard let json = try? JSONValue.parse(Data(ready.utf8)), case let .string(value)? = json[key] else { return nil }
+        return value
+    }
+
+    /// GET a control endpoint (`/__fake/...`) and parse its JSON.
+    public func control(_ path: String) async throws -> JSONValue {
+        let response = try await client.send(HTTPRequest(method: "GET", url: base + path))
+        return try JSONValue.parse(response.body)
+    }
+
+    /// POST JSON to a control endpoint.
+    @discardableResult
+    public func post(_ path: String, _ body: JSONValue = .object([])) async throws -> HTTPResponse {
+        try await client.send(HTTPRequest(method: "POST", url: base + path, headers: [("Content-Type", "application/json")],
+                                          body: [.bytes(Data(body.compactText.utf8))]))
+    }
+
+    /// Scripts faults: each rule's actions are used up by matching requests in order.
+    public func faults(_ rules: [JSONValue]) async throws {
+        try await post("/__fake/faults", .object([("rules", .array(rules))]))
+    }
+
+    /// The request log.
+    public func log() async throws -> [JSONValue] {
+        if case let .array(items) = try await control("/__fake/log") { return items }
+        return []
+    }
+
+    private final class LineBox: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value: String?
+        func set(_ v: String) { lock.lock(); value = v; lock.unlock() }
+        func get() -> String? { lock.lock(); defer { lock.unlock() }; return value }
+    }
+}
+
+/// The Cloudflare API fake (Images, Stream, live inputs, token verify).
+public final class CloudflareFake: Sendable {
+    public static let token = "fake-token-0123456789abcdef"
+    public static let account = "0123456789abcdef0123456789abcdef"
+    public let server: LocalServer
+
+    public init(arguments: [String] = [], scheme: String = "http") throws {
+        server = try LocalServer(script: "cloudflare_fake.py", arguments: ["--token", Self.token, "--account", Self.account] + arguments,
+                                 scheme: scheme)
+    }
+
+    /// The variables that point the tool at this fake.
+    public var environment: [String: String] {
+        ["CLOUDFLARE_API_BASE_URL": server.base + "/client/v4", "CLOUDFLARE_ACCOUNT_ID": Self.account, "CLOUDFLARE_API_TOKEN": Self.token]
+    }
+
+    public func state() async throws -> JSONValue { try await server.control("/__fake/state") }
+}
+
+/// moto's S3 server behind the R2-rules proxy.
+public final class S3Fake: Sendable {
+    public let server: LocalServer
+
+    public init(arguments: [String] = []) throws {
+        server = try LocalServer(script: "s3_server.py", arguments: arguments, timeout: 120)
+    }
+
+    public var environment: [String: String] {
+        ["CLOUDFLARE_R2_ENDPOINT": server.base, "CLOUDFLARE_R2_BUCKET_NAME": server.readyValue("bucket") ?? "media",
+         "CLOUDFLARE_R2_ACCESS_KEY_ID": server.readyValue("access_key_id") ?? "",
+         "CLOUDFLARE_R2_SECRET_ACCESS_KEY": server.readyValue("secret_access_key") ?? ""]
+    }
+
+    /// Every object in the bucket: key → facts (size, etag, content_type, metadata, sha256).
+    public func objects() async throws -> JSONValue { try await server.control("/__fake/objects") }
+}
