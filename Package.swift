@@ -66,7 +66,7 @@ let package = Package(
                         + stageModules.map { .target(name: $0.name) }),
         .testTarget(name: "CloudflareClientTests",
                     dependencies: ["CloudflareClient", "HTTPTransport", "MediaPipeline", "TestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["media-pipeline", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["media-pipeline", "TestSupport", "MediaPipeline"]),
     ] + stageModules.map { module in
         .target(name: module.name, dependencies: ["MediaPipeline"] + module.dependencies,
                 path: "Plugins/Stages/\(module.name)")

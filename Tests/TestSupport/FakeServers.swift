@@ -108,15 +108,18 @@ public final class CloudflareFake: Sendable {
     public static let token = "fake-token-0123456789abcdef"
     public static let account = "0123456789abcdef0123456789abcdef"
     public let server: LocalServer
+    /// The token this fake accepts.
+    public let token: String
 
-    public init(arguments: [String] = [], scheme: String = "http") throws {
-        server = try LocalServer(script: "cloudflare_fake.py", arguments: ["--token", Self.token, "--account", Self.account] + arguments,
+    public init(token: String = CloudflareFake.token, arguments: [String] = [], scheme: String = "http") throws {
+        self.token = token
+        server = try LocalServer(script: "cloudflare_fake.py", arguments: ["--token", token, "--account", Self.account] + arguments,
                                  scheme: scheme)
     }
 
     /// The variables that point the tool at this fake.
     public var environment: [String: String] {
-        ["CLOUDFLARE_API_BASE_URL": server.base + "/client/v4", "CLOUDFLARE_ACCOUNT_ID": Self.account, "CLOUDFLARE_API_TOKEN": Self.token]
+        ["CLOUDFLARE_API_BASE_URL": server.base + "/client/v4", "CLOUDFLARE_ACCOUNT_ID": Self.account, "CLOUDFLARE_API_TOKEN": token]
     }
 
     public func state() async throws -> JSONValue { try await server.control("/__fake/state") }

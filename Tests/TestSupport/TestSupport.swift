@@ -17,6 +17,7 @@ public enum TestFiles {
     /// Why the fixture script failed.
     public struct FixtureError: Error, CustomStringConvertible {
         public var description: String
+        public init(description: String) { self.description = description }
     }
 
     /// The real test files made by Tests/Fixtures/make-fixtures.sh, built once per test process.
