@@ -156,17 +156,18 @@ public struct R2Client: Sendable {
         return true
     }
 
-    /// One PUT with `Content-MD5` and the signed SHA-256; the returned ETag must be the MD5.
+    /// One PUT signed with the object's SHA-256 (which R2 checks against the body). The MD5 is
+    /// taken on another thread while the bytes go out, and the returned ETag must equal it.
     func put(_ object: Object, retries: RetryCount?) async throws(SinkError) {
-        let digest = try FileDigest.of(path: object.path, offset: 0, length: object.bytes)
+        let path = object.path, length = object.bytes
+        let md5 = Task.detached { Result { () throws(SinkError) in try FileDigest.md5(path: path, offset: 0, length: length) } }
         var failures = 0
         while true {
-            let response = try await send(request("PUT", key: object.key,
-                                                  headers: object.headers + [("Content-MD5", digest.md5Base64)],
+            let response = try await send(request("PUT", key: object.key, headers: object.headers,
                                                   body: [.file(path: object.path, offset: 0, length: object.bytes)],
-                                                  payloadHash: digest.sha256), retries: retries)
+                                                  payloadHash: object.sha256), retries: retries)
             guard (200..<300).contains(response.status) else { throw Self.rejection(response) }
-            if S3XML.unquoted(response.header("ETag")) == digest.md5Hex { return }
+            if S3XML.unquoted(response.header("ETag")) == Digest.hex(try await md5.value.get()) { return }
             try await retrier.backOff(&failures, .integrityMismatch,
                                       "R2's ETag for \(object.key) is not the MD5 of the bytes sent", retries: retries)
         }
@@ -226,15 +227,17 @@ public struct R2Client: Sendable {
 
     func uploadPart(_ object: Object, uploadID: String, number: Int, offset: Int64, length: Int64,
                     retries: RetryCount?) async throws(SinkError) -> [UInt8] {
-        let digest = try FileDigest.of(path: object.path, offset: offset, length: length)
+        // Content-MD5 makes R2 check the part; the payload is left unsigned so each byte is hashed once.
+        let md5 = try FileDigest.md5(path: object.path, offset: offset, length: length)
         let query = "partNumber=\(number)&uploadId=\(uploadID.encodedQueryValue)"
         var failures = 0
         while true {
-            let response = try await send(request("PUT", key: object.key, query: query, headers: [("Content-MD5", digest.md5Base64)],
+            let response = try await send(request("PUT", key: object.key, query: query,
+                                                  headers: [("Content-MD5", Data(md5).base64EncodedString())],
                                                   body: [.file(path: object.path, offset: offset, length: length)],
-                                                  payloadHash: digest.sha256), retries: retries)
+                                                  payloadHash: SigV4Signer.unsignedPayload), retries: retries)
             guard (200..<300).contains(response.status) else { throw Self.rejection(response) }
-            if S3XML.unquoted(response.header("ETag")) == digest.md5Hex { return digest.md5 }
+            if S3XML.unquoted(response.header("ETag")) == Digest.hex(md5) { return md5 }
             try await retrier.backOff(&failures, .integrityMismatch,
                                       "R2's ETag for part \(number) of \(object.key) is not the MD5 of the bytes sent", retries: retries)
         }
@@ -273,18 +276,28 @@ public struct R2Client: Sendable {
     }
 }
 
-/// SHA-256 and MD5 of a byte range of a file, in one read.
+/// Digests of files and of bodies as they are sent.
 struct FileDigest {
     var sha256: String
-    var md5: [UInt8]
-    var md5Hex: String { Digest.hex(md5) }
-    var md5Base64: String { Data(md5).base64EncodedString() }
 
+    /// SHA-256 of a byte range of a file.
     static func of(path: String, offset: Int64, length: Int64) throws(SinkError) -> FileDigest {
+        var digest = StreamingDigest()
+        try read(path: path, offset: offset, length: length) { digest.update($0) }
+        return FileDigest(sha256: digest.finish().sha256Hex)
+    }
+
+    /// MD5 of a byte range of a file.
+    static func md5(path: String, offset: Int64, length: Int64) throws(SinkError) -> [UInt8] {
+        let md5 = MD5Observer()
+        try read(path: path, offset: offset, length: length) { md5.consume($0) }
+        return md5.digest
+    }
+
+    private static func read(path: String, offset: Int64, length: Int64, _ body: (UnsafeRawBufferPointer) -> Void) throws(SinkError) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SinkError(.failed, .stageFailed, "cannot read \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        var digest = StreamingDigest()
         let size = 1 << 20
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
         defer { buffer.deallocate() }
@@ -292,11 +305,9 @@ struct FileDigest {
         while done < length {
             let n = pread(fd, buffer, Int(min(Int64(size), length - done)), off_t(offset + done))
             guard n > 0 else { throw SinkError(.failed, .sourceChanged, "\(path) became shorter while it was being read") }
-            digest.update(UnsafeRawBufferPointer(start: buffer, count: n))
+            body(UnsafeRawBufferPointer(start: buffer, count: n))
             done += Int64(n)
         }
-        let (sha256, md5) = digest.finish()
-        return FileDigest(sha256: sha256, md5: md5)
     }
 }
 

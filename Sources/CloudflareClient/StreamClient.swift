@@ -91,12 +91,14 @@ public struct StreamClient: Sendable {
                 case 460:
                     // The chunk arrived damaged: send the same chunk again.
                     try await api.retrier.backOff(&failures, .integrityMismatch, "Stream answered 460 (checksum mismatch)", retries: retries)
-                default:
-                    // 404/410: the upload expired or was removed; start a new one.
+                case 404, 410:
+                    // The upload expired or was removed; start a new one.
                     try await api.retrier.backOff(&failures, .providerUnavailable, "the tus upload URL answered \(response.status)", retries: retries)
                     upload = try await create(bytes: bytes, metadata: metadata, retries: retries)
                     created(upload.uid, upload.url)
                     offset = 0
+                default:
+                    throw Self.refusal(APIResponse(response))
                 }
             }
         }

@@ -49,7 +49,7 @@ public final class CurlClient: Sendable {
         guard let scheme = request.url.split(separator: ":", maxSplits: 1).first?.lowercased(), scheme == "https" || scheme == "http" else {
             throw TransportError(.request, "only http and https URLs are sent: \(request.url)")
         }
-        let transfer = try Transfer(body: request.body)
+        let transfer = try Transfer(body: request.body, observer: request.observer)
         defer { transfer.close() }
         let handle = idle.withLock { $0.popLast() } ?? Handle()
         guard let curl = handle.curl else { throw TransportError(.request, "libcurl could not start a transfer") }
@@ -98,6 +98,8 @@ public final class CurlClient: Sendable {
                 mp_curl_set_offset(curl, CURLOPT_INFILESIZE_LARGE, curl_off_t(request.bodyLength))
                 mp_curl_set_io(curl, CURLOPT_READFUNCTION, Transfer.readCallback)
                 mp_curl_set_pointer(curl, CURLOPT_READDATA, state)
+                mp_curl_set_seek(curl, Transfer.seekCallback)
+                mp_curl_set_pointer(curl, CURLOPT_SEEKDATA, state)
                 mp_curl_set_long(curl, CURLOPT_UPLOAD_BUFFERSIZE, 512 * 1024)
             }
             mp_curl_set_string(curl, CURLOPT_CUSTOMREQUEST, request.method)
@@ -154,6 +156,7 @@ private final class Handle: @unchecked Sendable {
 /// The state of one exchange, reached from libcurl's callbacks.
 private final class Transfer {
     private let pieces: [BodyPiece]
+    private let observer: (any BodyObserver)?
     private var pieceIndex = 0
     private var pieceOffset: Int64 = 0
     private var descriptors: [String: Int32] = [:]
@@ -163,8 +166,10 @@ private final class Transfer {
     /// Response bodies are small JSON or XML; anything past this is dropped.
     static let maxBody = 8 * 1024 * 1024
 
-    init(body: [BodyPiece]) throws {
+    init(body: [BodyPiece], observer: (any BodyObserver)?) throws {
         pieces = body
+        self.observer = observer
+        observer?.begin()
         for case let .file(path, _, _) in body where descriptors[path] == nil {
             let fd = open(path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else {
@@ -210,7 +215,25 @@ private final class Transfer {
             written += got
             pieceOffset += Int64(got)
         }
+        observer?.consume(UnsafeRawBufferPointer(start: buffer, count: written))
         return written
+    }
+
+    /// Back to `offset` from the start, when libcurl must send the body again (a reused
+    /// connection that the server had closed).
+    func seek(to offset: Int64) -> Bool {
+        guard offset >= 0 else { return false }
+        observer?.begin()
+        var left = offset
+        pieceIndex = 0
+        pieceOffset = 0
+        while pieceIndex < pieces.count, left >= pieces[pieceIndex].length {
+            left -= pieces[pieceIndex].length
+            pieceIndex += 1
+        }
+        pieceOffset = left
+        // A body observer can only follow a whole body sent from its start.
+        return offset == 0 || observer == nil
     }
 
     func header(_ line: String) {
@@ -227,6 +250,12 @@ private final class Transfer {
         guard let buffer, let userdata else { return 0 }
         let transfer = Unmanaged<Transfer>.fromOpaque(userdata).takeUnretainedValue()
         return transfer.read(into: buffer, capacity: size * count)
+    }
+
+    static let seekCallback: mp_curl_seek_fn = { userdata, offset, origin in
+        guard let userdata, origin == SEEK_SET else { return mp_curl_seek_fail() }
+        let transfer = Unmanaged<Transfer>.fromOpaque(userdata).takeUnretainedValue()
+        return transfer.seek(to: Int64(offset)) ? mp_curl_seek_ok() : mp_curl_seek_fail()
     }
 
     static let writeCallback: mp_curl_io_fn = { buffer, size, count, userdata in

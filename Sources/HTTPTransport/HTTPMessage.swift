@@ -13,6 +13,13 @@ public enum BodyPiece: Sendable {
     }
 }
 
+/// Sees a request's body bytes as they are sent (e.g. to hash them in the same read).
+/// `begin` is called at the start of every try, so a retried request starts afresh.
+public protocol BodyObserver: AnyObject, Sendable {
+    func begin()
+    func consume(_ bytes: UnsafeRawBufferPointer)
+}
+
 /// An HTTP request. The body is a list of pieces sent one after another with one exact
 /// `Content-Length`: never chunked, never the whole file in memory.
 public struct HTTPRequest: Sendable {
@@ -23,14 +30,17 @@ public struct HTTPRequest: Sendable {
     public var body: [BodyPiece]
     /// Gives up when the whole exchange takes longer; nil for uploads, which use the idle timeout.
     public var timeout: Duration?
+    /// Sees the body as it is read for sending.
+    public var observer: (any BodyObserver)?
 
     public init(method: String, url: String, headers: [(name: String, value: String)] = [], body: [BodyPiece] = [],
-                timeout: Duration? = nil) {
+                timeout: Duration? = nil, observer: (any BodyObserver)? = nil) {
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
         self.timeout = timeout
+        self.observer = observer
     }
 
     public var bodyLength: Int64 { body.reduce(0) { $0 + $1.length } }

@@ -48,6 +48,13 @@ struct UploadTests {
         let s3 = try S3Fake()
         try await TestFiles.withTemporaryDirectory { dir in
             let env = cloudflare.environment.merging(s3.environment) { a, _ in a }
+            // First the plan, with the same environment: nothing may be sent.
+            let planned = cli.run(["run", try Self.course().path, "--pipeline", try pipeline(in: dir).path, "--dry-run", "--json"],
+                                  environment: env)
+            let plans = try rows(planned.stdout).filter { $0["event"] == "asset" && $0["status"] == "planned" }
+            #expect(plans.count == 11)
+            let cloudflareLog = try await cloudflare.server.log(), s3Log = try await s3.server.log()
+            #expect(cloudflareLog.isEmpty && s3Log.isEmpty)
             let manifest = dir.appendingPathComponent("manifest.jsonl")
             let result = cli.run(["run", try Self.course().path, "--pipeline", try pipeline(in: dir).path, "--manifest", manifest.path],
                                  environment: env)
@@ -56,6 +63,14 @@ struct UploadTests {
             #expect(rows.count == 12)
             #expect(rows.filter { $0["status"] == "rejected" }.map { string($0["reason"]) } == ["type_not_allowed"])
             #expect(rows.filter { $0["status"] == "uploaded" }.count == 11)
+            // The real run did what the plan said: same sink, same id or key, for every file.
+            for plan in plans {
+                let row = try #require(rows.first { $0["source"] == plan["source"] })
+                #expect(row["sink"] == plan["sink"])
+                if plan["sink"] == "r2" { #expect(row["result"]?["key"] == plan["result"]?["key"]) }
+                if plan["sink"] == "cloudflare-images" { #expect(row["result"]?["id"] == plan["result"]?["id"]) }
+                #expect(row["result"]?["bytes"] == plan["result"]?["bytes"])
+            }
 
             // Images: every image, under its content id, with its metadata.
             let images = try await cloudflare.state()["images"]

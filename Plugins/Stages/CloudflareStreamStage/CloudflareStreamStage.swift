@@ -7,10 +7,6 @@ public import MediaPipeline
 public struct CloudflareStreamStage: Sink {
     public static let maxBytes: Int64 = 30_000_000_000
     public static let basicLimit: Int64 = 200_000_000
-    /// tus chunks must be multiples of 256 KiB between 5 MiB and 200 MiB.
-    public static let chunkGranularity: Int64 = 262_144
-    public static let minChunk: Int64 = 5_242_880
-    public static let maxChunk: Int64 = 209_715_200
 
     let environment: CloudflareEnvironment
     let basicThreshold: Int64
