@@ -53,7 +53,15 @@ public struct Retrier: Sendable {
     /// One try: the response (when one came) and what it means.
     public func attempt(_ request: HTTPRequest, with http: CurlClient,
                         classify: (HTTPResponse) -> Verdict) async -> (HTTPResponse?, Verdict) {
-        await gate?.admit()
+        if let gate {
+            // A pause longer than the run waits for is not waited out here: the file is deferred.
+            if let until = gate.pausedUntil, until.timeIntervalSince(clock.now()) > backoff.maxWait {
+                return (nil, .fail(SinkError(.failed, .rateLimited,
+                                             "the API is paused for \(Int(until.timeIntervalSince(clock.now()))) s, more than limits.retry.maxWait",
+                                             deferrable: true)))
+            }
+            await gate.admit()
+        }
         do {
             let response = try await http.send(request)
             return (response, classify(response))
@@ -76,8 +84,10 @@ public struct Retrier: Sendable {
         retries?.add()
         if let after {
             guard after <= backoff.maxWait else {
+                gate?.pause(until: clock.now().addingTimeInterval(after))
                 throw SinkError(.failed, .rateLimited,
-                                "\(detail); the server asks to wait \(Int(after)) s, more than limits.retry.maxWait (\(Int(backoff.maxWait)) s)")
+                                "\(detail); the server asks to wait \(Int(after)) s, more than limits.retry.maxWait (\(Int(backoff.maxWait)) s)",
+                                deferrable: true)
             }
             // Every worker on this API waits, not only the one that was told.
             if let gate {

@@ -19,6 +19,8 @@ public struct AssetReport: Sendable, Equatable {
     /// Notes left by stages (e.g. why routing passed a sink over).
     public var notes: [String]
     public var milliseconds: Double
+    /// The sink asked for the file to be tried again later in the run (not part of the row).
+    public var deferrable = false
 
     public init(source: String, sha256: String? = nil, bytes: Int64? = nil, mime: String? = nil, kind: AssetKind? = nil,
                 purpose: String? = nil, status: AssetStatus, sink: String? = nil, result: JSONValue? = nil,

@@ -41,18 +41,27 @@ public struct Runner: Sendable {
                                    purposes: pipeline.purposes, sinks: pipeline.sinks,
                                    memory: MemoryBudget(capacity: pipeline.limits.memory))
         var summary = RunSummary()
-        await withTaskGroup(of: AssetReport.self) { group in
-            var next = inputs.makeIterator()
-            for _ in 0..<options.concurrency {
-                guard let input = next.next() else { break }
-                group.addTask { await process(input, options: options, context: context) }
+        await withTaskGroup(of: (InputFile, AssetReport).self) { group in
+            // A file a sink defers (its API asked for a longer wait than the run allows) goes once
+            // more to the end of the queue, so other work goes on meanwhile.
+            var queue = inputs[...]
+            var deferred: Set<String> = []
+            func start(_ input: InputFile) {
+                group.addTask { (input, await process(input, options: options, context: context)) }
             }
-            for await finished in group {
-                summary.add(finished)
-                report(finished)
-                if let input = next.next() {
-                    group.addTask { await process(input, options: options, context: context) }
+            for _ in 0..<options.concurrency {
+                guard let input = queue.popFirst() else { break }
+                start(input)
+            }
+            for await (input, finished) in group {
+                if finished.deferrable, deferred.insert(input.source).inserted {
+                    logger.log(.info, "\(input.source): \(finished.reason?.detail ?? "deferred"); trying again at the end of the queue")
+                    queue.append(input)
+                } else {
+                    summary.add(finished)
+                    report(finished)
                 }
+                if let input = queue.popFirst() { start(input) }
             }
         }
         summary.milliseconds = Runner.milliseconds(since: started)
@@ -113,7 +122,10 @@ public struct Runner: Sendable {
                     } catch let error as SinkError {
                         switch error.severity {
                         case .rejected: return end(.rejected, sink: sink.sinkName, reason: error.reason)
-                        case .failed: return end(.failed, sink: sink.sinkName, reason: error.reason)
+                        case .failed:
+                            var report = end(.failed, sink: sink.sinkName, reason: error.reason)
+                            report.deferrable = error.deferrable
+                            return report
                         case .fatal:
                             stoppedSinks.stop(step.name, error.reason)
                             logger.log(.error, "\(step.name): \(error.reason.detail); no more uploads go to it in this run")

@@ -167,10 +167,14 @@ public struct SinkError: Error, Sendable, CustomStringConvertible {
 
     public var severity: Severity
     public var reason: Reason
+    /// A `failed` file that may succeed later in the same run (its API is paused for a while):
+    /// the runner tries it once more at the end of the queue.
+    public var deferrable: Bool
 
-    public init(_ severity: Severity, _ code: ReasonCode, _ detail: String) {
+    public init(_ severity: Severity, _ code: ReasonCode, _ detail: String, deferrable: Bool = false) {
         self.severity = severity
         self.reason = Reason(code, detail)
+        self.deferrable = deferrable
     }
 
     public var description: String { reason.description }

@@ -168,4 +168,42 @@ struct RunnerTests {
             #expect(summary.exitCode == 3)
         }
     }
+
+    /// A sink whose API is "paused": it defers each file until it has seen it `succeedAfter` times.
+    final class DeferringSink: Sink {
+        let succeedAfter: Int
+        let seen = Mutex<[String: Int]>([:])
+        init(succeedAfter: Int) { self.succeedAfter = succeedAfter }
+        var sinkName: String { "deferring" }
+        var configuration: SinkConfiguration { SinkConfiguration(missing: []) }
+        func refusal(for file: PreparedFile) -> String? { nil }
+        func plan(for asset: Asset, context: StageContext) throws -> UploadPlan {
+            UploadPlan(method: "PUT", endpoint: "test://deferring", contentType: "x/y", bytes: 0, path: "")
+        }
+        func upload(_ plan: UploadPlan, asset: Asset, context: StageContext) async throws -> JSONValue {
+            let count = seen.withLock { $0[asset.source, default: 0] += 1; return $0[asset.source]! }
+            guard count >= succeedAfter else { throw SinkError(.failed, .rateLimited, "paused for 300 s", deferrable: true) }
+            return .object([("id", .string(asset.source))])
+        }
+    }
+
+    @Test("F3: a file whose API is paused longer than the run waits goes once more to the end of the queue")
+    func deferredFilesAreTriedOnceMoreAtTheEnd() async throws {
+        try await TestFiles.withTemporaryDirectory { dir in
+            let recovering = DeferringSink(succeedAfter: 2)
+            let p = try pipeline([step("route", .stage(RoutingStage())), step("out", .sink(recovering))])
+            let (summary, reports) = await run(p, try inputs(3, in: dir), dir: dir, concurrency: 1, dryRun: false)
+            #expect(reports.map(\.status) == [.uploaded, .uploaded, .uploaded])
+            #expect(recovering.seen.withLock { $0.values.allSatisfy { $0 == 2 } })
+            #expect(summary.exitCode == 0)
+
+            let stuck = DeferringSink(succeedAfter: 99)
+            let q = try pipeline([step("route", .stage(RoutingStage())), step("out", .sink(stuck))])
+            let (stuckSummary, stuckReports) = await run(q, try inputs(3, in: dir), dir: dir, concurrency: 2, dryRun: false)
+            #expect(stuckReports.count == 3)
+            #expect(stuckReports.allSatisfy { $0.status == .failed && $0.reason?.code == .rateLimited })
+            #expect(stuck.seen.withLock { $0.values.allSatisfy { $0 == 2 } })
+            #expect(stuckSummary.exitCode == 4)
+        }
+    }
 }
