@@ -32,14 +32,3 @@ size_t mp_curl_read_abort(void) {
     return CURL_READFUNC_ABORT;
 }
 
-CURLcode mp_curl_set_seek(CURL *handle, mp_curl_seek_fn function) {
-    return curl_easy_setopt(handle, CURLOPT_SEEKFUNCTION, function);
-}
-
-int mp_curl_seek_ok(void) {
-    return CURL_SEEKFUNC_OK;
-}
-
-int mp_curl_seek_fail(void) {
-    return CURL_SEEKFUNC_CANTSEEK;
-}

@@ -100,7 +100,7 @@ public struct APIResponse: Sendable {
 
     /// `HTTP 413, code 5413: Image too large`, messages cut short (servers can echo anything).
     public var summary: String {
-        let detail = errors.map { "code \($0.code): \(String($0.message.prefix(160)))" }.joined(separator: "; ")
+        let detail = errors.map { "code \($0.code): \(ServerText.clean($0.message))" }.joined(separator: "; ")
         return detail.isEmpty ? "HTTP \(http.status)" : "HTTP \(http.status), \(detail)"
     }
 
@@ -113,5 +113,17 @@ public struct APIResponse: Sendable {
 extension Backoff {
     public init(_ limits: RetryLimits) {
         self.init(attempts: limits.attempts, baseDelay: limits.baseDelay, maxDelay: limits.maxDelay, maxWait: limits.maxWait)
+    }
+}
+
+/// Text a server sent back, made safe to show: credentials it may echo are masked before the
+/// text is cut short (so no piece of one survives the cut), and the length is bounded.
+enum ServerText {
+    static func clean(_ text: String, limit: Int = 160) -> String {
+        let masked = text
+            .replacingOccurrences(of: #"(?i)(bearer)\s+[^\s;,"']+"#, with: "$1 ****", options: .regularExpression)
+            .replacingOccurrences(of: #"(?i)(authorization\s*[:=]\s*)[^;\n"']+"#, with: "$1****", options: .regularExpression)
+            .replacingOccurrences(of: #"(?i)(credential=)[^/,\s]+"#, with: "$1****", options: .regularExpression)
+        return String(masked.prefix(limit))
     }
 }

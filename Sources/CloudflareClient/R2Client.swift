@@ -99,7 +99,7 @@ public struct R2Client: Sendable {
 
     static func rejection(_ response: HTTPResponse) -> SinkError {
         let code = S3XML.value("Code", in: response.body) ?? "HTTP \(response.status)"
-        let message = S3XML.value("Message", in: response.body).map { ": " + String($0.prefix(160)) } ?? ""
+        let message = S3XML.value("Message", in: response.body).map { ": " + ServerText.clean($0) } ?? ""
         if (400..<500).contains(response.status) {
             return SinkError(.rejected, .providerRejected, "R2 refused the object (\(response.status) \(code)\(message))")
         }

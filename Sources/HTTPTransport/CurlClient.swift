@@ -98,8 +98,6 @@ public final class CurlClient: Sendable {
                 mp_curl_set_offset(curl, CURLOPT_INFILESIZE_LARGE, curl_off_t(request.bodyLength))
                 mp_curl_set_io(curl, CURLOPT_READFUNCTION, Transfer.readCallback)
                 mp_curl_set_pointer(curl, CURLOPT_READDATA, state)
-                mp_curl_set_seek(curl, Transfer.seekCallback)
-                mp_curl_set_pointer(curl, CURLOPT_SEEKDATA, state)
                 mp_curl_set_long(curl, CURLOPT_UPLOAD_BUFFERSIZE, 512 * 1024)
             }
             mp_curl_set_string(curl, CURLOPT_CUSTOMREQUEST, request.method)
@@ -135,7 +133,11 @@ public final class CurlClient: Sendable {
         case CURLE_OPERATION_TIMEDOUT:
             return TransportError(.timeout, "\(host) timed out: \(text)")
         case CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE, CURLE_HTTP2, CURLE_HTTP2_STREAM,
-             CURLE_ABORTED_BY_CALLBACK:
+             CURLE_ABORTED_BY_CALLBACK,
+             // A reused connection died before any answer. libcurl would resend the body by itself
+             // if it could rewind it; it is not given that, so the sink's own retry decides (a tus
+             // upload asks the server's offset first, an Images upload checks for the id).
+             CURLE_SEND_FAIL_REWIND:
             return TransportError(.broken, "the connection to \(host) broke: \(text)")
         case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CONNECT_ERROR, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CACERT_BADFILE,
              CURLE_SSL_ISSUER_ERROR, CURLE_SSL_PINNEDPUBKEYNOTMATCH, CURLE_SSL_INVALIDCERTSTATUS:
@@ -219,23 +221,6 @@ private final class Transfer {
         return written
     }
 
-    /// Back to `offset` from the start, when libcurl must send the body again (a reused
-    /// connection that the server had closed).
-    func seek(to offset: Int64) -> Bool {
-        guard offset >= 0 else { return false }
-        observer?.begin()
-        var left = offset
-        pieceIndex = 0
-        pieceOffset = 0
-        while pieceIndex < pieces.count, left >= pieces[pieceIndex].length {
-            left -= pieces[pieceIndex].length
-            pieceIndex += 1
-        }
-        pieceOffset = left
-        // A body observer can only follow a whole body sent from its start.
-        return offset == 0 || observer == nil
-    }
-
     func header(_ line: String) {
         let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
         if trimmed.hasPrefix("HTTP/") {
@@ -250,12 +235,6 @@ private final class Transfer {
         guard let buffer, let userdata else { return 0 }
         let transfer = Unmanaged<Transfer>.fromOpaque(userdata).takeUnretainedValue()
         return transfer.read(into: buffer, capacity: size * count)
-    }
-
-    static let seekCallback: mp_curl_seek_fn = { userdata, offset, origin in
-        guard let userdata, origin == SEEK_SET else { return mp_curl_seek_fail() }
-        let transfer = Unmanaged<Transfer>.fromOpaque(userdata).takeUnretainedValue()
-        return transfer.seek(to: Int64(offset)) ? mp_curl_seek_ok() : mp_curl_seek_fail()
     }
 
     static let writeCallback: mp_curl_io_fn = { buffer, size, count, userdata in

@@ -18,13 +18,6 @@ CURLcode mp_curl_set_string(CURL *handle, CURLoption option, const char *value);
 CURLcode mp_curl_set_pointer(CURL *handle, CURLoption option, void *value);
 /* curl_easy_setopt with a read, write or header callback. */
 CURLcode mp_curl_set_io(CURL *handle, CURLoption option, mp_curl_io_fn function);
-typedef int (*mp_curl_seek_fn)(void *userdata, curl_off_t offset, int origin);
-/* curl_easy_setopt with a seek callback (libcurl rewinds a body to resend it on a reused connection). */
-CURLcode mp_curl_set_seek(CURL *handle, mp_curl_seek_fn function);
-/* The values a seek callback returns. */
-int mp_curl_seek_ok(void);
-int mp_curl_seek_fail(void);
-
 /* curl_easy_getinfo for a long result. */
 CURLcode mp_curl_info_long(CURL *handle, CURLINFO info, long *value);
 /* curl_easy_getinfo for a curl_off_t result. */
