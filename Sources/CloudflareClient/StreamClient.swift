@@ -44,7 +44,7 @@ public struct StreamClient: Sendable {
         let size = Self.chunkSize(chunkSize)
         var upload: (uid: String, url: String)
         var offset: Int64
-        if let resume, let known = try await self.offset(of: resume.url) {
+        if let resume, let known = try await self.offset(of: resume.url, retries: retries) {
             upload = resume
             offset = known
         } else {
@@ -67,7 +67,7 @@ public struct StreamClient: Sendable {
             case let .retry(code, detail, after):
                 try await api.retrier.backOff(&failures, code, detail, after: after, retries: retries)
                 // The server may have kept part of the chunk: ask where it stands.
-                if let known = try await self.offset(of: upload.url) {
+                if let known = try await self.offset(of: upload.url, retries: retries) {
                     offset = known
                 } else {
                     upload = try await create(bytes: bytes, metadata: metadata, retries: retries)
@@ -86,8 +86,13 @@ public struct StreamClient: Sendable {
                 case 409:
                     // Our offset was wrong: the server's counts.
                     try await api.retrier.backOff(&failures, .providerUnavailable, "Stream answered 409 (offset mismatch)", retries: retries)
-                    guard let known = try await self.offset(of: upload.url) else { throw SinkError(.failed, .providerUnavailable, "the tus upload vanished") }
-                    offset = known
+                    if let known = try await self.offset(of: upload.url, retries: retries) {
+                        offset = known
+                    } else {
+                        upload = try await create(bytes: bytes, metadata: metadata, retries: retries)
+                        created(upload.uid, upload.url)
+                        offset = 0
+                    }
                 case 460:
                     // The chunk arrived damaged: send the same chunk again.
                     try await api.retrier.backOff(&failures, .integrityMismatch, "Stream answered 460 (checksum mismatch)", retries: retries)
@@ -123,8 +128,8 @@ public struct StreamClient: Sendable {
     }
 
     /// The server's offset for an upload (`HEAD`), retried like any request; nil when the upload is gone (404/410).
-    public func offset(of url: String) async throws(SinkError) -> Int64? {
-        let answer = try await api.send(tusRequest("HEAD", url))
+    public func offset(of url: String, retries: RetryCount? = nil) async throws(SinkError) -> Int64? {
+        let answer = try await api.send(tusRequest("HEAD", url), retries: retries)
         if answer.status == 404 || answer.status == 410 { return nil }
         guard let offset = answer.http.header("Upload-Offset").flatMap(Int64.init) else {
             throw SinkError(.failed, .providerUnavailable, "Stream answered HEAD with \(answer.summary) and no Upload-Offset")
