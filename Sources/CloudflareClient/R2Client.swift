@@ -255,6 +255,8 @@ public struct R2Client: Sendable {
             // Completed by an earlier try whose answer was lost: the object tells.
             let existing = try await head(key: object.key)
             if existing.exists, existing.sha256 == object.sha256 { return }
+            // The upload vanished and the key does not hold these bytes: a rerun starts afresh.
+            throw SinkError(.failed, .providerUnavailable, "R2 no longer knows the multipart upload of \(object.key) (NoSuchUpload)")
         }
         guard (200..<300).contains(response.status) else { throw Self.rejection(response) }
         let etag = S3XML.unquoted(S3XML.value("ETag", in: response.body) ?? response.header("ETag"))
