@@ -42,16 +42,14 @@ public struct StreamClient: Sendable {
                           resume: (uid: String, url: String)? = nil, retries: RetryCount? = nil,
                           created: (String, String) -> Void = { _, _ in }) async throws(SinkError) -> String {
         let size = Self.chunkSize(chunkSize)
-        var upload: (uid: String, url: String)
-        var offset: Int64
-        if let resume, let known = try await self.offset(of: resume.url, retries: retries) {
-            upload = resume
-            offset = known
-        } else {
-            upload = try await create(bytes: bytes, metadata: metadata, retries: retries)
-            created(upload.uid, upload.url)
-            offset = 0
+        /// Where to go on: the server's offset of `existing`, or a new upload when it is gone.
+        func position(of existing: (uid: String, url: String)?) async throws(SinkError) -> ((uid: String, url: String), Int64) {
+            if let existing, let known = try await self.offset(of: existing.url, retries: retries) { return (existing, known) }
+            let fresh = try await create(bytes: bytes, metadata: metadata, retries: retries)
+            created(fresh.uid, fresh.url)
+            return (fresh, 0)
         }
+        var (upload, offset) = try await position(of: resume)
         var failures = 0
         while offset < bytes {
             let length = Self.chunk(at: offset, of: bytes, size: size)
@@ -67,13 +65,7 @@ public struct StreamClient: Sendable {
             case let .retry(code, detail, after):
                 try await api.retrier.backOff(&failures, code, detail, after: after, retries: retries)
                 // The server may have kept part of the chunk: ask where it stands.
-                if let known = try await self.offset(of: upload.url, retries: retries) {
-                    offset = known
-                } else {
-                    upload = try await create(bytes: bytes, metadata: metadata, retries: retries)
-                    created(upload.uid, upload.url)
-                    offset = 0
-                }
+                (upload, offset) = try await position(of: upload)
             case .done:
                 let response = response!
                 switch response.status {
@@ -86,22 +78,14 @@ public struct StreamClient: Sendable {
                 case 409:
                     // Our offset was wrong: the server's counts.
                     try await api.retrier.backOff(&failures, .providerUnavailable, "Stream answered 409 (offset mismatch)", retries: retries)
-                    if let known = try await self.offset(of: upload.url, retries: retries) {
-                        offset = known
-                    } else {
-                        upload = try await create(bytes: bytes, metadata: metadata, retries: retries)
-                        created(upload.uid, upload.url)
-                        offset = 0
-                    }
+                    (upload, offset) = try await position(of: upload)
                 case 460:
                     // The chunk arrived damaged: send the same chunk again.
                     try await api.retrier.backOff(&failures, .integrityMismatch, "Stream answered 460 (checksum mismatch)", retries: retries)
                 case 404, 410:
                     // The upload expired or was removed; start a new one.
                     try await api.retrier.backOff(&failures, .providerUnavailable, "the tus upload URL answered \(response.status)", retries: retries)
-                    upload = try await create(bytes: bytes, metadata: metadata, retries: retries)
-                    created(upload.uid, upload.url)
-                    offset = 0
+                    (upload, offset) = try await position(of: nil)
                 default:
                     throw Self.refusal(APIResponse(response))
                 }
