@@ -107,6 +107,8 @@ public final class CurlClient: Sendable {
         var status = 0
         var statusLong = 0
         if mp_curl_info_long(curl, CURLINFO_RESPONSE_CODE, &statusLong) == CURLE_OK { status = statusLong }
+        var connects = 0
+        _ = mp_curl_info_long(curl, CURLINFO_NUM_CONNECTS, &connects)
         // A handle keeps its connection cache across a reset; a failed one is dropped with it.
         if code == CURLE_OK {
             curl_easy_reset(curl)
@@ -116,7 +118,7 @@ public final class CurlClient: Sendable {
             if let problem = transfer.readProblem { throw TransportError(.request, problem) }
             throw Self.error(code, url: request.url)
         }
-        return HTTPResponse(status: status, headers: transfer.headers, body: transfer.body)
+        return HTTPResponse(status: status, headers: transfer.headers, body: transfer.body, newConnections: connects)
     }
 
     static func milliseconds(_ d: Duration) -> Int {

@@ -55,11 +55,14 @@ public struct HTTPResponse: Sendable {
     /// Header lines of the final response, in order, names as sent.
     public var headers: [(name: String, value: String)]
     public var body: Data
+    /// Connections libcurl had to open for this exchange: 0 when an idle one was reused.
+    public var newConnections: Int
 
-    public init(status: Int, headers: [(name: String, value: String)] = [], body: Data = Data()) {
+    public init(status: Int, headers: [(name: String, value: String)] = [], body: Data = Data(), newConnections: Int = 0) {
         self.status = status
         self.headers = headers
         self.body = body
+        self.newConnections = newConnections
     }
 
     /// The first header with this name, compared without case.

@@ -62,4 +62,17 @@ struct TransportTests {
             #expect(response.status == 413)  // over the JSON body limit: the fake read it all, then refused it
         }
     }
+
+    @Test func connectionsAreReusedAcrossRequests() async throws {
+        let fake = try CloudflareFake()
+        let client = CurlClient()
+        let url = fake.server.base + "/client/v4/user/tokens/verify"
+        let request = HTTPRequest(method: "GET", url: url, headers: [("Authorization", "Bearer \(CloudflareFake.token)")])
+        let first = try await client.send(request)
+        #expect(first.status == 200 && first.newConnections == 1)
+        for _ in 0..<3 {
+            let next = try await client.send(request)
+            #expect(next.status == 200 && next.newConnections == 0)
+        }
+    }
 }
