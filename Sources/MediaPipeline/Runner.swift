@@ -9,17 +9,24 @@ public struct Runner: Sendable {
     /// What the caller chose for this run.
     public struct Options: Sendable {
         public var dryRun: Bool
+        /// Files in the CPU pool at once (checks, hashing, libvips).
         public var concurrency: Int
+        /// Uploads in flight at once, in their own pool, so the next files are prepared meanwhile.
+        public var uploads: Int
         public var workDirectory: URL
         /// `--purpose`: overrides the purpose rules for every file.
         public var purpose: String?
 
-        public init(dryRun: Bool, concurrency: Int, workDirectory: URL, purpose: String? = nil) {
+        public init(dryRun: Bool, concurrency: Int, uploads: Int = PipelineLimits().uploads, workDirectory: URL, purpose: String? = nil) {
             self.dryRun = dryRun
             self.concurrency = max(1, concurrency)
+            self.uploads = max(1, uploads)
             self.workDirectory = workDirectory
             self.purpose = purpose
         }
+
+        /// Files in flight: the CPU pool, plus the upload pool when uploads happen.
+        var filesInFlight: Int { dryRun ? concurrency : concurrency + uploads }
     }
 
     public let pipeline: Pipeline
@@ -39,17 +46,18 @@ public struct Runner: Sendable {
         let started = ContinuousClock.now
         let context = StageContext(logger: logger, dryRun: options.dryRun, workDirectory: options.workDirectory,
                                    purposes: pipeline.purposes, sinks: pipeline.sinks,
-                                   memory: MemoryBudget(capacity: pipeline.limits.memory))
+                                   memory: Budget(capacity: pipeline.limits.memory))
+        let pools = Pools(cpu: Budget(capacity: Int64(options.concurrency)), uploads: Budget(capacity: Int64(options.uploads)))
         var summary = RunSummary()
         await withTaskGroup(of: (InputFile, AssetReport).self) { group in
             // A file a sink defers (its API asked for a longer wait than the run allows) goes once
             // more to the end of the queue, so other work goes on meanwhile.
-            var queue = inputs[...]
+            var queue = Self.bigFilesFirst(inputs)[...]
             var deferred: Set<String> = []
             func start(_ input: InputFile) {
-                group.addTask { (input, await process(input, options: options, context: context)) }
+                group.addTask { (input, await process(input, options: options, context: context, pools: pools)) }
             }
-            for _ in 0..<options.concurrency {
+            for _ in 0..<options.filesInFlight {
                 guard let input = queue.popFirst() else { break }
                 start(input)
             }
@@ -74,12 +82,31 @@ public struct Runner: Sendable {
         return Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
     }
 
+    /// The two pools a file passes through: CPU work up to its sink, then the upload.
+    struct Pools: Sendable {
+        let cpu: Budget
+        let uploads: Budget
+    }
+
+    /// Large files (videos, mostly) start first so that none is left uploading alone at the end;
+    /// the rest keep their order.
+    public static func bigFilesFirst(_ inputs: [InputFile], threshold: Int64 = 64 * 1024 * 1024) -> [InputFile] {
+        let sized = inputs.map { input in
+            (input, (try? FileManager.default.attributesOfItem(atPath: input.url.path)[.size] as? NSNumber)?.int64Value ?? 0)
+        }
+        let big = sized.filter { $0.1 >= threshold }.sorted { $0.1 > $1.1 }.map(\.0)
+        return big + sized.filter { $0.1 < threshold }.map(\.0)
+    }
+
     /// One file through every step.
-    func process(_ input: InputFile, options: Options, context: StageContext) async -> AssetReport {
+    func process(_ input: InputFile, options: Options, context: StageContext, pools: Pools) async -> AssetReport {
         let started = ContinuousClock.now
         let asset = Asset(source: input.source, file: input.url, relativePath: input.relativePath,
                           purpose: pipeline.purpose(for: input.relativePath, override: options.purpose), inspector: inspector)
-        var report = await walk(asset, context: context)
+        let cpu = Hold(pools.cpu)
+        await pools.cpu.reserve(1)
+        var report = await walk(asset, context: context, cpu: cpu, uploads: pools.uploads)
+        cpu.release()
         if report.status != .planned, report.status != .uploaded {
             discardPrepared(asset, in: context.workDirectory)
         }
@@ -87,7 +114,7 @@ public struct Runner: Sendable {
         return report
     }
 
-    private func walk(_ asset: Asset, context: StageContext) async -> AssetReport {
+    private func walk(_ asset: Asset, context: StageContext, cpu: Hold, uploads: Budget) async -> AssetReport {
         func end(_ status: AssetStatus, sink: String? = nil, result: JSONValue? = nil, reason: Reason? = nil) -> AssetReport {
             let mime = asset.knownMIME
             return AssetReport(source: asset.source, sha256: asset.knownSHA256, bytes: asset.knownSize ?? (try? asset.size()),
@@ -116,7 +143,10 @@ public struct Runner: Sendable {
                         return end(.pending, sink: sink.sinkName, reason: stopped)
                     }
                     do {
-                        let result = try await sink.upload(plan, asset: asset, context: context)
+                        // The upload leaves the CPU pool for the upload pool: the next file's
+                        // checks and transforms run while this one is on the network.
+                        cpu.release()
+                        let result = try await uploads.withReservation(1) { try await sink.upload(plan, asset: asset, context: context) }
                         uploaded = (sink.sinkName, result)
                         outcome = .proceed
                     } catch let error as SinkError {
@@ -179,4 +209,16 @@ private final class StoppedSinks: Sendable {
     }
 
     var all: [(key: String, value: Reason)] { reasons.withLock { $0.sorted { $0.key < $1.key } } }
+}
+
+/// One slot of a pool, given back once however many times `release` is called.
+private final class Hold: Sendable {
+    private let pool: Budget
+    private let held = Mutex(true)
+
+    init(_ pool: Budget) { self.pool = pool }
+
+    func release() {
+        if held.withLock({ held in defer { held = false }; return held }) { pool.release(1) }
+    }
 }

@@ -88,10 +88,10 @@ public struct StageContext: Sendable {
     /// The pipeline's sinks, by step name, for routing.
     public var sinks: [String: any Sink]
     /// Shared by every file of the run: heavy steps (image decodes) reserve their estimated peak here.
-    public var memory: MemoryBudget
+    public var memory: Budget
 
     public init(logger: any Logger, dryRun: Bool, workDirectory: URL, purposes: [String: Purpose], sinks: [String: any Sink],
-                memory: MemoryBudget = MemoryBudget(capacity: PipelineLimits().memory)) {
+                memory: Budget = Budget(capacity: PipelineLimits().memory)) {
         self.logger = logger
         self.memory = memory
         self.dryRun = dryRun

@@ -15,7 +15,8 @@ struct RunCommand {
             .init(name: "json", value: nil, help: "Write NDJSON events to stdout (human text stays on stderr)."),
             .init(name: "manifest", value: "FILE", help: "Write one JSON line per source file to FILE."),
             .init(name: "work-dir", value: "DIR", help: "Keep prepared files in DIR (default: a temporary folder, removed)."),
-            .init(name: "concurrency", value: "N", help: "Files processed at once (default: limits.concurrency, else one per core)."),
+            .init(name: "concurrency", value: "N", help: "Files in the CPU pool at once (default: limits.concurrency, else one per core)."),
+            .init(name: "uploads", value: "N", help: "Uploads in flight at once, beside the CPU pool (default: limits.uploads, 8)."),
             .init(name: "quiet", value: nil, help: "Print only problems and the summary."),
             .init(name: "verbose", value: nil, help: "Print what each stage found."),
         ],
@@ -42,6 +43,11 @@ struct RunCommand {
         if let text = arguments.value("concurrency") {
             guard let n = Int(text), (1...256).contains(n) else { return usage("--concurrency takes a number from 1 to 256") }
             concurrency = n
+        }
+        var uploads: Int?
+        if let text = arguments.value("uploads") {
+            guard let n = Int(text), (1...256).contains(n) else { return usage("--uploads takes a number from 1 to 256") }
+            uploads = n
         }
         guard let pipeline = MediaPipelineCLI.loadPipeline(arguments.value("pipeline") ?? "pipeline.json", environment: environment,
                                                            assumeConfigured: arguments.flag("assume-configured"), console: console)
@@ -75,9 +81,12 @@ struct RunCommand {
 
         let json = arguments.flag("json")
         let options = Runner.Options(dryRun: dryRun, concurrency: concurrency ?? pipeline.limits.concurrency ?? ProcessInfo.processInfo.activeProcessorCount,
-                                     workDirectory: work, purpose: arguments.value("purpose"))
+                                     uploads: uploads ?? pipeline.limits.uploads, workDirectory: work, purpose: arguments.value("purpose"))
         let runner = Runner(pipeline: pipeline, inspector: StandardStages.inspector(), logger: ConsoleLogger(console: console))
-        if !quiet { console.err("\(dryRun ? "planning" : "running") \(inputs.count) file\(inputs.count == 1 ? "" : "s") with \(options.concurrency) worker\(options.concurrency == 1 ? "" : "s")") }
+        if !quiet {
+            let pools = "\(options.concurrency) worker\(options.concurrency == 1 ? "" : "s")" + (dryRun ? "" : " and \(options.uploads) upload\(options.uploads == 1 ? "" : "s") in flight")
+            console.err("\(dryRun ? "planning" : "running") \(inputs.count) file\(inputs.count == 1 ? "" : "s") with \(pools)")
+        }
         let summary = await runner.run(inputs, options: options) { report in
             let row = console.redactor.redact(report.json)
             if json { console.out(JSONValue.object([("event", "asset")] + Self.pairs(row)).compactText) }

@@ -236,7 +236,7 @@ struct UploadTests {
             var env = cloudflare.environment
             env["CLOUDFLARE_API_TOKEN"] = "wrong-token-\(UUID().uuidString.prefix(8))"
             let result = cli.run(["run", try Self.course().appendingPathComponent("images").path, "--pipeline", try pipeline(in: dir).path,
-                                  "--json", "--concurrency", "1"], environment: env)
+                                  "--json", "--concurrency", "1", "--uploads", "1"], environment: env)
             #expect(result.status == 3)
             #expect(result.stderr.contains("CLOUDFLARE_API_TOKEN needs Images Write and Stream Edit"))
             #expect(!result.stderr.contains(env["CLOUDFLARE_API_TOKEN"]!))
@@ -272,7 +272,7 @@ struct UploadTests {
             #expect(try await cloudflare.state()["images"]?.objectPairsCount == 0)
             #expect(try await cloudflare.state()["videos"]?.objectPairsCount == 0)
             #expect(try await s3.objects().objectPairsCount == 0)
-            let again = cli.run(["delete", refs[0]], environment: env)
+            let again = cli.run(["delete", try #require(refs.first { $0.hasPrefix("images:") })], environment: env)
             #expect(again.status == 0 && again.stdout.contains("already gone"))
         }
     }

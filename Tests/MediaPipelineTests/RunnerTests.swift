@@ -57,11 +57,12 @@ struct RunnerTests {
         }
     }
 
-    func run(_ pipeline: Pipeline, _ files: [InputFile], dir: URL, concurrency: Int = 2,
+    func run(_ pipeline: Pipeline, _ files: [InputFile], dir: URL, concurrency: Int = 2, uploads: Int = 8,
              dryRun: Bool = true) async -> (RunSummary, [AssetReport]) {
         let reports = Mutex<[AssetReport]>([])
         let runner = Runner(pipeline: pipeline, inspector: FixedInspector(), logger: MemoryLogger())
-        let summary = await runner.run(files, options: .init(dryRun: dryRun, concurrency: concurrency, workDirectory: dir)) { r in
+        let summary = await runner.run(files, options: .init(dryRun: dryRun, concurrency: concurrency, uploads: uploads,
+                                                             workDirectory: dir)) { r in
             reports.withLock { $0.append(r) }
         }
         return (summary, reports.withLock { $0 }.sorted { $0.source < $1.source })
@@ -160,7 +161,7 @@ struct RunnerTests {
         try await TestFiles.withTemporaryDirectory { dir in
             let sink = FixedSink(failure: SinkError(.fatal, .authFailed, "credentials refused"))
             let p = try pipeline([step("route", .stage(RoutingStage())), step("out", .sink(sink))])
-            let (summary, reports) = await run(p, try inputs(6, in: dir), dir: dir, concurrency: 1, dryRun: false)
+            let (summary, reports) = await run(p, try inputs(6, in: dir), dir: dir, concurrency: 1, uploads: 1, dryRun: false)
             #expect(reports.filter { $0.status == .failed }.count == 1)
             #expect(reports.filter { $0.status == .pending }.count == 5)
             #expect(reports.allSatisfy { $0.reason?.code == .authFailed })
@@ -204,6 +205,69 @@ struct RunnerTests {
             #expect(stuckReports.allSatisfy { $0.status == .failed && $0.reason?.code == .rateLimited })
             #expect(stuck.seen.withLock { $0.values.allSatisfy { $0 == 2 } })
             #expect(stuckSummary.exitCode == 4)
+        }
+    }
+
+    /// What happened, in order, across tasks.
+    final class EventLog: Sendable {
+        private let items = Mutex<[String]>([])
+        func add(_ event: String) { items.withLock { $0.append(event) } }
+        var all: [String] { items.withLock { $0 } }
+    }
+
+    /// A sink whose uploads wait for CPU work elsewhere and write down when they end.
+    final class SlowSink: Sink {
+        let events: EventLog
+        let gauge = Gauge()
+        init(events: EventLog) { self.events = events }
+        var sinkName: String { "slow" }
+        var configuration: SinkConfiguration { SinkConfiguration(missing: []) }
+        func refusal(for file: PreparedFile) -> String? { nil }
+        func plan(for asset: Asset, context: StageContext) throws -> UploadPlan {
+            UploadPlan(method: "PUT", endpoint: "test://slow", contentType: "x/y", bytes: 0, path: "")
+        }
+        func upload(_ plan: UploadPlan, asset: Asset, context: StageContext) async throws -> JSONValue {
+            gauge.enter()
+            defer { gauge.leave() }
+            // Hold the upload until four files have been prepared: that can only happen if CPU
+            // work goes on while uploads are in flight. Give up after 10 s rather than hang.
+            for _ in 0..<1000 where events.all.filter({ $0 == "cpu" }).count < 4 {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            events.add("upload-end")
+            return .object([])
+        }
+    }
+
+    @Test("CPU work and uploads run in separate pools, so the next files are prepared while others upload")
+    func cpuAndUploadPoolsOverlap() async throws {
+        try await TestFiles.withTemporaryDirectory { dir in
+            let events = EventLog()
+            let cpuGauge = Gauge()
+            let prepare = ScriptedStage(outcome: { _ in events.add("cpu"); return .proceed }, gauge: cpuGauge)
+            let sink = SlowSink(events: events)
+            let p = try pipeline([step("prepare", .stage(prepare)), step("route", .stage(RoutingStage())), step("out", .sink(sink))])
+            let (summary, reports) = await run(p, try inputs(8, in: dir), dir: dir, concurrency: 1, uploads: 3, dryRun: false)
+            #expect(reports.allSatisfy { $0.status == .uploaded })
+            #expect(summary.exitCode == 0)
+            #expect(cpuGauge.peak == 1)
+            #expect(sink.gauge.peak == 3)
+            // Four files were prepared before the first upload ended: one CPU worker kept going.
+            let log = events.all
+            let firstEnd = try #require(log.firstIndex(of: "upload-end"))
+            #expect(log[..<firstEnd].filter { $0 == "cpu" }.count >= 4)
+        }
+    }
+
+    @Test func bigFilesStartFirstAndTheRestKeepTheirOrder() async throws {
+        try await TestFiles.withTemporaryDirectory { dir in
+            var files: [InputFile] = []
+            for (name, size) in [("a", 10), ("big", 3000), ("b", 20), ("bigger", 5000), ("c", 30)] {
+                let url = dir.appendingPathComponent(name)
+                try Data(count: size).write(to: url)
+                files.append(InputFile(source: name, url: url, relativePath: name))
+            }
+            #expect(Runner.bigFilesFirst(files, threshold: 1000).map(\.source) == ["bigger", "big", "a", "b", "c"])
         }
     }
 }

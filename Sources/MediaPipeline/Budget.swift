@@ -1,12 +1,14 @@
 import Synchronization
 
-/// Bounds how much memory the heavy steps of concurrent files may take at once.
+/// Bounds how much of something concurrent work may hold at once: bytes of memory for image
+/// decodes, slots for CPU work or uploads.
 ///
-/// A step reserves its estimated peak before it starts and gives it back when it ends; a step that
-/// does not fit waits (suspended, holding no thread) until earlier ones finish. Waiters are served
+/// Work reserves its amount (an estimated peak, or one slot) before it starts and gives it back
+/// when it ends; work that does not fit waits (suspended, holding no thread) until earlier work
+/// finishes. Waiters are served
 /// in arrival order, so a large image is never starved by a stream of small ones. A reservation
 /// larger than the whole budget is cut to the budget: it then runs alone.
-public final class MemoryBudget: Sendable {
+public final class Budget: Sendable {
     public let capacity: Int64
 
     private struct Waiter {
@@ -26,7 +28,7 @@ public final class MemoryBudget: Sendable {
         self.state = Mutex(State(available: max(1, capacity)))
     }
 
-    /// Runs `body` while holding `amount` bytes of the budget.
+    /// Runs `body` while holding `amount` units of the budget.
     public func withReservation<T>(_ amount: Int64, _ body: () async throws -> T) async rethrows -> T {
         let amount = min(max(amount, 0), capacity)
         await reserve(amount)
@@ -34,10 +36,11 @@ public final class MemoryBudget: Sendable {
         return try await body()
     }
 
-    /// Bytes not reserved right now.
+    /// Units not reserved right now.
     public var available: Int64 { state.withLock { $0.available } }
 
-    private func reserve(_ amount: Int64) async {
+    /// Waits until `amount` units fit, then takes them. Pair with `release`.
+    public func reserve(_ amount: Int64) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let granted = state.withLock { s -> Bool in
                 if s.waiters.isEmpty, amount <= s.available {
@@ -51,7 +54,8 @@ public final class MemoryBudget: Sendable {
         }
     }
 
-    private func release(_ amount: Int64) {
+    /// Gives back units taken with `reserve`.
+    public func release(_ amount: Int64) {
         let ready = state.withLock { s -> [CheckedContinuation<Void, Never>] in
             s.available += amount
             var ready: [CheckedContinuation<Void, Never>] = []

@@ -2,7 +2,7 @@ import MediaPipeline
 import Synchronization
 import Testing
 
-struct MemoryBudgetTests {
+struct BudgetTests {
     /// Sums what is held at once, remembers the largest sum, and counts finished reservations.
     final class Holding: Sendable {
         private let state = Mutex((now: Int64(0), peak: Int64(0), finished: 0))
@@ -16,7 +16,7 @@ struct MemoryBudgetTests {
 
     @Test("reservations never exceed the budget, and all of them run", arguments: cases)
     func neverOverBudget(_ amounts: [Int64]) async {
-        let budget = MemoryBudget(capacity: 100)
+        let budget = Budget(capacity: 100)
         let holding = Holding()
         await withTaskGroup(of: Void.self) { group in
             for amount in amounts {
