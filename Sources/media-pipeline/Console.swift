@@ -7,7 +7,8 @@ import Synchronization
 final class Console: Sendable {
     let redactor: Redactor
     let level: LogLevel
-    private let lock = Mutex(())
+    /// The status line now shown at the bottom of the terminal, if any.
+    private let lock = Mutex<String?>(nil)
 
     init(redactor: Redactor, level: LogLevel) {
         self.redactor = redactor
@@ -17,9 +18,29 @@ final class Console: Sendable {
     func err(_ text: String) { write(text, to: FileHandle.standardError) }
     func out(_ text: String) { write(text, to: FileHandle.standardOutput) }
 
+    /// Whether stderr is a terminal (a status line can be redrawn in place).
+    static var stderrIsTerminal: Bool { isatty(2) == 1 }
+
     private func write(_ text: String, to handle: FileHandle) {
         let line = redactor.redact(text) + "\n"
-        lock.withLock { _ in handle.write(Data(line.utf8)) }
+        lock.withLock { status in
+            // A line for stderr goes above the status line, which is drawn again under it.
+            guard let status, handle === FileHandle.standardError else {
+                handle.write(Data(line.utf8))
+                return
+            }
+            FileHandle.standardError.write(Data(("\r\u{1B}[2K" + line + status).utf8))
+        }
+    }
+
+    /// Shows `text` as the status line on stderr, redrawn in place; nil clears it.
+    func status(_ text: String?) {
+        lock.withLock { status in
+            guard text != nil || status != nil else { return }
+            let shown = text.map(redactor.redact)
+            status = shown
+            FileHandle.standardError.write(Data(("\r\u{1B}[2K" + (shown ?? "")).utf8))
+        }
     }
 
     /// Shows a name from a file system or archive safely: control, bidi and invisible characters

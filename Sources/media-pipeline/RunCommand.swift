@@ -87,12 +87,20 @@ struct RunCommand {
             let pools = "\(options.concurrency) worker\(options.concurrency == 1 ? "" : "s")" + (dryRun ? "" : " and \(options.uploads) upload\(options.uploads == 1 ? "" : "s") in flight")
             console.err("\(dryRun ? "planning" : "running") \(inputs.count) file\(inputs.count == 1 ? "" : "s") with \(pools)")
         }
+        let totalBytes = inputs.reduce(Int64(0)) { sum, input in
+            sum + ((try? fm.attributesOfItem(atPath: input.url.path)[.size] as? NSNumber)?.int64Value ?? 0)
+        }
+        let progress = quiet ? nil : ProgressDisplay(console: console, totalFiles: inputs.count, totalBytes: totalBytes,
+                                                    terminal: Console.stderrIsTerminal)
+        progress?.start()
         let summary = await runner.run(inputs, options: options) { report in
+            progress?.add(report)
             let row = console.redactor.redact(report.json)
             if json { console.out(JSONValue.object([("event", "asset")] + Self.pairs(row)).compactText) }
             manifest?.write(Data((row.compactText + "\n").utf8))
             Self.describe(report, console: console, quiet: quiet)
         }
+        progress?.stop()
         if json { console.out(summary.json.compactText) }
         Self.describeSummary(summary, console: console)
         return summary.exitCode

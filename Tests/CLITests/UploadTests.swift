@@ -247,6 +247,22 @@ struct UploadTests {
         }
     }
 
+    @Test("a long run prints plain progress lines on stderr while --json stays valid NDJSON on stdout")
+    func progressOffATerminal() async throws {
+        let cloudflare = try CloudflareFake()
+        try await cloudflare.server.faults([["method": "POST", "path": "/images/v1$", "actions": [["delay": 2.2], ["delay": 2.2], ["delay": 2.2]]]])
+        try await TestFiles.withTemporaryDirectory { dir in
+            let result = cli.run(["run", try Self.course().appendingPathComponent("images").path, "--pipeline", try pipeline(in: dir).path,
+                                  "--json", "--concurrency", "1", "--uploads", "1"], environment: cloudflare.environment)
+            #expect(result.status == 0, "stderr: \(result.stderr)")
+            #expect(result.stderr.contains("progress: 1/3 files") || result.stderr.contains("progress: 2/3 files"))
+            let lines = result.stdout.split(separator: "\n")
+            #expect(lines.count == 4)
+            for line in lines { #expect((try? JSONValue.parse(Data(line.utf8))) != nil, "not JSON: \(line)") }
+            #expect(!result.stdout.contains("progress"))
+        }
+    }
+
     @Test func deleteRemovesWhatARunUploaded() async throws {
         let cloudflare = try CloudflareFake()
         let s3 = try S3Fake()
