@@ -118,7 +118,12 @@ public struct Pipeline: Sendable {
 
     /// The purpose for a path: `override` (from `--purpose`) first, else the first matching rule.
     public func purpose(for relativePath: String, override: String?) -> String? {
-        override ?? purposeRules.first { $0.match.matches(relativePath) }?.purpose
+        override ?? purposeRule(for: relativePath).map { purposeRules[$0].purpose }
+    }
+
+    /// The index of the first of `purposeRules` matching the path.
+    public func purposeRule(for relativePath: String) -> Int? {
+        purposeRules.firstIndex { $0.match.matches(relativePath) }
     }
 
     /// Everything wrong with a pipeline file, reported together.

@@ -29,8 +29,9 @@ struct ValidateCommand {
 /// `media-pipeline explain`: the pipeline as it will run, environment applied, secrets hidden.
 struct ExplainCommand {
     static let spec = CommandSpec(
-        name: "explain", usage: "explain [FILE]",
-        abstract: "Show the resolved pipeline with the environment applied and secrets redacted.", options: [])
+        name: "explain", usage: "explain [FILE] [--inputs PATH]",
+        abstract: "Show the resolved pipeline with the environment applied and secrets redacted.",
+        options: [.init(name: "inputs", value: "PATH", help: "Instead: each file under PATH with its purpose and the rule that chose it.")])
 
     let arguments: ParsedArguments
     let environment: [String: String]
@@ -40,6 +41,7 @@ struct ExplainCommand {
         let path = arguments.positional.first ?? "pipeline.json"
         guard let pipeline = MediaPipelineCLI.loadPipeline(path, environment: environment, assumeConfigured: false, console: console)
         else { return 2 }
+        if let inputs = arguments.value("inputs") { return explain(inputs: inputs, pipeline) }
         console.out(console.redactor.redact(pipeline.resolved).prettyText)
         console.out("")
         for step in pipeline.steps {
@@ -48,6 +50,26 @@ struct ExplainCommand {
                 line += sink.configuration.isConfigured ? ": configured" : ": not configured, set \(sink.configuration.missing.joined(separator: ", "))"
             }
             console.out(line)
+        }
+        return 0
+    }
+
+    /// One line per file: its path, its purpose, and which of `purposeRules` chose it.
+    private func explain(inputs path: String, _ pipeline: Pipeline) -> Int32 {
+        let files: [InputFile]
+        do { files = try InputFile.expand([path]) } catch {
+            console.err("error: \(error)")
+            return 2
+        }
+        for file in files {
+            let name = Console.escape(file.relativePath)
+            if let index = pipeline.purposeRule(for: file.relativePath) {
+                let rule = pipeline.purposeRules[index]
+                let prefix = pipeline.purposes[rule.purpose].map { ", key prefix \"\($0.prefix)\"" } ?? ""
+                console.out("\(name) → \(rule.purpose)  (purposeRules[\(index)] \"\(rule.match.pattern)\"\(prefix))")
+            } else {
+                console.out("\(name) → no purpose  (no rule matches)")
+            }
         }
         return 0
     }

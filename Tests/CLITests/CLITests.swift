@@ -93,6 +93,17 @@ struct CLITests {
         assertNoSecret([explain.stdout, explain.stderr, validate.stdout, validate.stderr])
     }
 
+    @Test func explainInputsShowsEachFilesPurposeAndRule() throws {
+        let course = try UploadTests.course()
+        let result = run(["explain", "--inputs", course.path])
+        #expect(result.status == 0, "stderr: \(result.stderr)")
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.count == 12)
+        #expect(lines.contains(#"videos/01-intro.mp4 → lesson-video  (purposeRules[0] "**/videos/**", key prefix "videos/")"#))
+        #expect(lines.contains(#"avatars/instructor.jpg → avatar  (purposeRules[1] "**/avatars/**", key prefix "avatars/")"#))
+        #expect(lines.contains(#"course.json → course-material  (purposeRules[5] "**", key prefix "materials/")"#))
+    }
+
     @Test("usage and pipeline errors exit 2 before anything runs", arguments: [
         (["run"], "name at least one file or folder"),
         (["run", "/nonexistent-folder", "--dry-run"], "no such file or folder"),
