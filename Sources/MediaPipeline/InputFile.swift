@@ -7,11 +7,14 @@ public struct InputFile: Sendable, Equatable {
     public var url: URL
     /// The path inside the folder given (or the file name), matched by purpose rules.
     public var relativePath: String
+    /// The size seen when the inputs were listed (for ordering and progress; stages stat again).
+    public var bytes: Int64
 
-    public init(source: String, url: URL, relativePath: String) {
+    public init(source: String, url: URL, relativePath: String, bytes: Int64 = 0) {
         self.source = source
         self.url = url
         self.relativePath = relativePath
+        self.bytes = bytes
     }
 
     /// A problem with a path named on the command line.
@@ -33,10 +36,11 @@ public struct InputFile: Sendable, Equatable {
                 // A relative path keeps its folders, so purpose rules like `videos/**` see them.
                 let relative = path.hasPrefix("/") ? root.lastPathComponent
                     : path.replacingOccurrences(of: "^(\\./)+", with: "", options: .regularExpression)
-                out.append(InputFile(source: path, url: root, relativePath: relative))
+                let size = (try? fm.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value ?? 0
+                out.append(InputFile(source: path, url: root, relativePath: relative, bytes: size))
                 continue
             }
-            let keys: [URLResourceKey] = [.isRegularFileKey, .isSymbolicLinkKey]
+            let keys: [URLResourceKey] = [.isRegularFileKey, .isSymbolicLinkKey, .fileSizeKey]
             guard let walker = fm.enumerator(at: root, includingPropertiesForKeys: keys, options: [.skipsHiddenFiles]) else { continue }
             var found: [InputFile] = []
             let rootPath = root.standardizedFileURL.path
@@ -46,7 +50,7 @@ public struct InputFile: Sendable, Equatable {
                 let full = url.standardizedFileURL.path
                 let relative = full.hasPrefix(rootPath + "/") ? String(full.dropFirst(rootPath.count + 1)) : url.lastPathComponent
                 let display = path.hasSuffix("/") ? path + relative : path + "/" + relative
-                found.append(InputFile(source: display, url: url, relativePath: relative))
+                found.append(InputFile(source: display, url: url, relativePath: relative, bytes: Int64(values?.fileSize ?? 0)))
             }
             out += found.sorted { $0.relativePath < $1.relativePath }
         }

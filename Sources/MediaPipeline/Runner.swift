@@ -91,11 +91,7 @@ public struct Runner: Sendable {
     /// Large files (videos, mostly) start first so that none is left uploading alone at the end;
     /// the rest keep their order.
     public static func bigFilesFirst(_ inputs: [InputFile], threshold: Int64 = 64 * 1024 * 1024) -> [InputFile] {
-        let sized = inputs.map { input in
-            (input, (try? FileManager.default.attributesOfItem(atPath: input.url.path)[.size] as? NSNumber)?.int64Value ?? 0)
-        }
-        let big = sized.filter { $0.1 >= threshold }.sorted { $0.1 > $1.1 }.map(\.0)
-        return big + sized.filter { $0.1 < threshold }.map(\.0)
+        inputs.filter { $0.bytes >= threshold }.sorted { $0.bytes > $1.bytes } + inputs.filter { $0.bytes < threshold }
     }
 
     /// One file through every step.

@@ -87,9 +87,7 @@ struct RunCommand {
             let pools = "\(options.concurrency) worker\(options.concurrency == 1 ? "" : "s")" + (dryRun ? "" : " and \(options.uploads) upload\(options.uploads == 1 ? "" : "s") in flight")
             console.err("\(dryRun ? "planning" : "running") \(inputs.count) file\(inputs.count == 1 ? "" : "s") with \(pools)")
         }
-        let totalBytes = inputs.reduce(Int64(0)) { sum, input in
-            sum + ((try? fm.attributesOfItem(atPath: input.url.path)[.size] as? NSNumber)?.int64Value ?? 0)
-        }
+        let totalBytes = inputs.reduce(Int64(0)) { $0 + $1.bytes }
         let progress = quiet ? nil : ProgressDisplay(console: console, totalFiles: inputs.count, totalBytes: totalBytes,
                                                     terminal: Console.stderrIsTerminal)
         progress?.start()

@@ -265,9 +265,11 @@ struct RunnerTests {
             for (name, size) in [("a", 10), ("big", 3000), ("b", 20), ("bigger", 5000), ("c", 30)] {
                 let url = dir.appendingPathComponent(name)
                 try Data(count: size).write(to: url)
-                files.append(InputFile(source: name, url: url, relativePath: name))
+                files.append(InputFile(source: name, url: url, relativePath: name, bytes: Int64(size)))
             }
             #expect(Runner.bigFilesFirst(files, threshold: 1000).map(\.source) == ["bigger", "big", "a", "b", "c"])
+            // The sizes come from listing the inputs.
+            #expect(try InputFile.expand([dir.path]).map(\.bytes).sorted() == [10, 20, 30, 3000, 5000])
         }
     }
 }
