@@ -36,8 +36,7 @@ public final class CloudflareAPI: Sendable {
                         body: [BodyPiece] = [], authorized: Bool = true) -> HTTPRequest {
         var all = headers
         if authorized, let token = environment[CloudflareEnvironment.apiToken] { all.append(("Authorization", "Bearer \(token)")) }
-        let small = body.allSatisfy { if case .bytes = $0 { true } else { false } }
-        return HTTPRequest(method: method, url: url, headers: all, body: body, timeout: small ? .seconds(120) : nil)
+        return HTTPRequest(method: method, url: url, headers: all, body: body)
     }
 
     /// Sends with the shared retry policy. Returns the final response for the caller to read:

@@ -95,14 +95,6 @@ extension CloudflareEnvironment {
     }
 }
 
-extension Asset {
-    /// SHA-256 of the bytes that go up: the original's (already known) unless a stage prepared another file.
-    public func uploadSHA256(_ file: PreparedFile) throws -> String {
-        if file.url == self.file { return try sha256() }
-        return try FileDigest.of(path: file.url.path, offset: 0, length: file.bytes).sha256
-    }
-}
-
 extension CloudflareEnvironment {
     /// How a plan shows the API token: never more than its last four characters.
     public var authorizationPreview: String {

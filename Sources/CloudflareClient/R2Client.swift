@@ -47,8 +47,7 @@ public struct R2Client: Sendable {
         let signed = signer.signedHeaders(method: method, path: Self.basePath(endpoint) + path, query: query, headers: all,
                                           payloadHash: payloadHash, date: retrier.clock.now())
         let sent = all.filter { $0.name != "host" } + signed
-        let small = body.allSatisfy { if case .bytes = $0 { true } else { false } }
-        return HTTPRequest(method: method, url: url, headers: sent, body: body, timeout: small ? .seconds(120) : nil)
+        return HTTPRequest(method: method, url: url, headers: sent, body: body)
     }
 
     /// `host[:port]` as libcurl sends it (default ports left out).
@@ -278,28 +277,13 @@ public struct R2Client: Sendable {
     }
 }
 
-/// Digests of files and of bodies as they are sent.
-struct FileDigest {
-    var sha256: String
-
-    /// SHA-256 of a byte range of a file.
-    static func of(path: String, offset: Int64, length: Int64) throws(SinkError) -> FileDigest {
-        var digest = StreamingDigest()
-        try read(path: path, offset: offset, length: length) { digest.update($0) }
-        return FileDigest(sha256: digest.finish().sha256Hex)
-    }
-
-    /// MD5 of a byte range of a file.
+/// The MD5 of a byte range of a file, read in 1 MiB pieces into one buffer.
+enum FileDigest {
     static func md5(path: String, offset: Int64, length: Int64) throws(SinkError) -> [UInt8] {
-        let md5 = MD5Observer()
-        try read(path: path, offset: offset, length: length) { md5.consume($0) }
-        return md5.digest
-    }
-
-    private static func read(path: String, offset: Int64, length: Int64, _ body: (UnsafeRawBufferPointer) -> Void) throws(SinkError) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SinkError(.failed, .stageFailed, "cannot read \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
+        let md5 = MD5Observer()
         let size = 1 << 20
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 16)
         defer { buffer.deallocate() }
@@ -307,9 +291,10 @@ struct FileDigest {
         while done < length {
             let n = pread(fd, buffer, Int(min(Int64(size), length - done)), off_t(offset + done))
             guard n > 0 else { throw SinkError(.failed, .sourceChanged, "\(path) became shorter while it was being read") }
-            body(UnsafeRawBufferPointer(start: buffer, count: n))
+            md5.consume(UnsafeRawBufferPointer(start: buffer, count: n))
             done += Int64(n)
         }
+        return md5.digest
     }
 }
 

@@ -65,53 +65,11 @@ public enum Digest {
         return finish(context)
     }
 
-    fileprivate static func finish(_ context: OpaquePointer) -> [UInt8] {
+    private static func finish(_ context: OpaquePointer) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var length: UInt32 = 0
         precondition(EVP_DigestFinal_ex(context, &out, &length) == 1, "libcrypto: EVP_DigestFinal_ex failed")
         return Array(out.prefix(Int(length)))
-    }
-}
-
-/// SHA-256 and MD5 of the same bytes in one pass, for hashing an upload part as it is read:
-/// the SHA-256 signs the request, the MD5 goes in `Content-MD5`.
-public struct StreamingDigest: ~Copyable {
-    private let sha256: OpaquePointer
-    private let md5: OpaquePointer
-
-    public init() {
-        guard let sha256 = EVP_MD_CTX_new(), let md5 = EVP_MD_CTX_new() else {
-            fatalError("libcrypto: EVP_MD_CTX_new failed")
-        }
-        precondition(EVP_DigestInit_ex(sha256, EVP_sha256(), nil) == 1 && EVP_DigestInit_ex(md5, EVP_md5(), nil) == 1,
-                     "libcrypto: EVP_DigestInit_ex failed")
-        self.sha256 = sha256
-        self.md5 = md5
-    }
-
-    deinit {
-        EVP_MD_CTX_free(sha256)
-        EVP_MD_CTX_free(md5)
-    }
-
-    /// Feeds the next bytes into both digests.
-    public mutating func update(_ bytes: UnsafeRawBufferPointer) {
-        guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
-        _ = EVP_DigestUpdate(sha256, base, bytes.count)
-        _ = EVP_DigestUpdate(md5, base, bytes.count)
-    }
-
-    /// Feeds the bytes of `data` into both digests.
-    public mutating func update(_ data: some DataProtocol) {
-        for region in data.regions {
-            region.withUnsafeBytes { update($0) }
-        }
-    }
-
-    /// Ends both digests: the lower-case hex SHA-256 and the raw 16-byte MD5
-    /// (`Data(md5).base64EncodedString()` for `Content-MD5`).
-    public consuming func finish() -> (sha256Hex: String, md5: [UInt8]) {
-        (Digest.hex(Digest.finish(sha256)), Digest.finish(md5))
     }
 }
 

@@ -28,7 +28,8 @@ public struct HTTPRequest: Sendable {
     public var url: String
     public var headers: [(name: String, value: String)]
     public var body: [BodyPiece]
-    /// Gives up when the whole exchange takes longer; nil for uploads, which use the idle timeout.
+    /// Gives up when the whole exchange takes longer. By default 120 s for a request whose body
+    /// is all in memory, and none for one that sends a file (it has the idle timeout).
     public var timeout: Duration?
     /// Sees the body as it is read for sending.
     public var observer: (any BodyObserver)?
@@ -39,7 +40,8 @@ public struct HTTPRequest: Sendable {
         self.url = url
         self.headers = headers
         self.body = body
-        self.timeout = timeout
+        let sendsFile = body.contains { if case .file = $0 { true } else { false } }
+        self.timeout = timeout ?? (sendsFile ? nil : .seconds(120))
         self.observer = observer
     }
 

@@ -88,6 +88,7 @@ public final class Asset: Sendable {
         var purpose: String?
         var variables: [String: String] = [:]
         var prepared: PreparedFile?
+        var preparedSHA256: String?
         var sink: String?
         var notes: [String] = []
     }
@@ -137,6 +138,12 @@ public final class Asset: Sendable {
         try cached({ $0.sha256 }, { $0.sha256 = $1 }) { try inspector.sha256(of: file) }
     }
 
+    /// Hex SHA-256 of what goes up: the original's, unless a stage prepared another file.
+    public func uploadSHA256() throws -> String {
+        guard let prepared else { return try sha256() }
+        return try cached({ $0.preparedSHA256 }, { $0.preparedSHA256 = $1 }) { try inspector.sha256(of: prepared.url) }
+    }
+
     /// The SHA-256 if some stage has already computed it; never reads the file.
     public var knownSHA256: String? { state.withLock { $0.sha256 } }
     /// The size if already known; never touches the file.
@@ -159,7 +166,12 @@ public final class Asset: Sendable {
     /// The prepared file a transform wrote, if any.
     public var prepared: PreparedFile? {
         get { state.withLock { $0.prepared } }
-        set { state.withLock { $0.prepared = newValue } }
+        set {
+            state.withLock {
+                $0.prepared = newValue
+                $0.preparedSHA256 = nil
+            }
+        }
     }
 
     /// The name of the sink step chosen by routing.

@@ -8,12 +8,14 @@ struct NoopStage: Stage {
 }
 
 /// A sink with fixed configuration, for routing-free loader tests. Its upload returns a fixed
-/// result, or throws `failure` when one is given.
+/// result, throws `failure` when one is given, or does what `onUpload` says.
 struct FixedSink: Sink {
     var failure: SinkError?
+    var onUpload: (@Sendable (Asset) async throws -> JSONValue)?
     var sinkName: String { "fixed" }
     func upload(_ plan: UploadPlan, asset: Asset, context: StageContext) async throws -> JSONValue {
         if let failure { throw failure }
+        if let onUpload { return try await onUpload(asset) }
         return .object([("id", .string(asset.source))])
     }
     var configuration: SinkConfiguration { SinkConfiguration(missing: []) }

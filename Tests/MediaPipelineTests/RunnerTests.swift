@@ -170,40 +170,41 @@ struct RunnerTests {
         }
     }
 
+    /// Counts uploads per file.
+    final class Tries: Sendable {
+        private let seen = Mutex<[String: Int]>([:])
+        func add(_ source: String) -> Int { seen.withLock { $0[source, default: 0] += 1; return $0[source]! } }
+        var counts: [Int] { seen.withLock { Array($0.values) } }
+    }
+
     /// A sink whose API is "paused": it defers each file until it has seen it `succeedAfter` times.
-    final class DeferringSink: Sink {
-        let succeedAfter: Int
-        let seen = Mutex<[String: Int]>([:])
-        init(succeedAfter: Int) { self.succeedAfter = succeedAfter }
-        var sinkName: String { "deferring" }
-        var configuration: SinkConfiguration { SinkConfiguration(missing: []) }
-        func refusal(for file: PreparedFile) -> String? { nil }
-        func plan(for asset: Asset, context: StageContext) throws -> UploadPlan {
-            UploadPlan(method: "PUT", endpoint: "test://deferring", contentType: "x/y", bytes: 0, path: "")
-        }
-        func upload(_ plan: UploadPlan, asset: Asset, context: StageContext) async throws -> JSONValue {
-            let count = seen.withLock { $0[asset.source, default: 0] += 1; return $0[asset.source]! }
-            guard count >= succeedAfter else { throw SinkError(.failed, .rateLimited, "paused for 300 s", deferrable: true) }
+    func deferringSink(succeedAfter: Int, tries: Tries) -> FixedSink {
+        FixedSink(onUpload: { asset in
+            guard tries.add(asset.source) >= succeedAfter else {
+                throw SinkError(.failed, .rateLimited, "paused for 300 s", deferrable: true)
+            }
             return .object([("id", .string(asset.source))])
-        }
+        })
     }
 
     @Test("F3: a file whose API is paused longer than the run waits goes once more to the end of the queue")
     func deferredFilesAreTriedOnceMoreAtTheEnd() async throws {
         try await TestFiles.withTemporaryDirectory { dir in
-            let recovering = DeferringSink(succeedAfter: 2)
-            let p = try pipeline([step("route", .stage(RoutingStage())), step("out", .sink(recovering))])
+            let recovering = Tries()
+            let p = try pipeline([step("route", .stage(RoutingStage())),
+                                  step("out", .sink(deferringSink(succeedAfter: 2, tries: recovering)))])
             let (summary, reports) = await run(p, try inputs(3, in: dir), dir: dir, concurrency: 1, dryRun: false)
             #expect(reports.map(\.status) == [.uploaded, .uploaded, .uploaded])
-            #expect(recovering.seen.withLock { $0.values.allSatisfy { $0 == 2 } })
+            #expect(recovering.counts.allSatisfy { $0 == 2 })
             #expect(summary.exitCode == 0)
 
-            let stuck = DeferringSink(succeedAfter: 99)
-            let q = try pipeline([step("route", .stage(RoutingStage())), step("out", .sink(stuck))])
+            let stuck = Tries()
+            let q = try pipeline([step("route", .stage(RoutingStage())),
+                                  step("out", .sink(deferringSink(succeedAfter: 99, tries: stuck)))])
             let (stuckSummary, stuckReports) = await run(q, try inputs(3, in: dir), dir: dir, concurrency: 2, dryRun: false)
             #expect(stuckReports.count == 3)
             #expect(stuckReports.allSatisfy { $0.status == .failed && $0.reason?.code == .rateLimited })
-            #expect(stuck.seen.withLock { $0.values.allSatisfy { $0 == 2 } })
+            #expect(stuck.counts.allSatisfy { $0 == 2 })
             #expect(stuckSummary.exitCode == 4)
         }
     }
@@ -215,43 +216,30 @@ struct RunnerTests {
         var all: [String] { items.withLock { $0 } }
     }
 
-    /// A sink whose uploads wait for CPU work elsewhere and write down when they end.
-    final class SlowSink: Sink {
-        let events: EventLog
-        let gauge = Gauge()
-        init(events: EventLog) { self.events = events }
-        var sinkName: String { "slow" }
-        var configuration: SinkConfiguration { SinkConfiguration(missing: []) }
-        func refusal(for file: PreparedFile) -> String? { nil }
-        func plan(for asset: Asset, context: StageContext) throws -> UploadPlan {
-            UploadPlan(method: "PUT", endpoint: "test://slow", contentType: "x/y", bytes: 0, path: "")
-        }
-        func upload(_ plan: UploadPlan, asset: Asset, context: StageContext) async throws -> JSONValue {
-            gauge.enter()
-            defer { gauge.leave() }
-            // Hold the upload until four files have been prepared: that can only happen if CPU
-            // work goes on while uploads are in flight. Give up after 10 s rather than hang.
-            for _ in 0..<1000 where events.all.filter({ $0 == "cpu" }).count < 4 {
-                try await Task.sleep(for: .milliseconds(10))
-            }
-            events.add("upload-end")
-            return .object([])
-        }
-    }
-
     @Test("CPU work and uploads run in separate pools, so the next files are prepared while others upload")
     func cpuAndUploadPoolsOverlap() async throws {
         try await TestFiles.withTemporaryDirectory { dir in
             let events = EventLog()
             let cpuGauge = Gauge()
             let prepare = ScriptedStage(outcome: { _ in events.add("cpu"); return .proceed }, gauge: cpuGauge)
-            let sink = SlowSink(events: events)
+            let uploadGauge = Gauge()
+            // Each upload is held until four files have been prepared: that can only happen if CPU
+            // work goes on while uploads are in flight. It gives up after 10 s rather than hang.
+            let sink = FixedSink(onUpload: { _ in
+                uploadGauge.enter()
+                defer { uploadGauge.leave() }
+                for _ in 0..<1000 where events.all.filter({ $0 == "cpu" }).count < 4 {
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                events.add("upload-end")
+                return .object([])
+            })
             let p = try pipeline([step("prepare", .stage(prepare)), step("route", .stage(RoutingStage())), step("out", .sink(sink))])
             let (summary, reports) = await run(p, try inputs(8, in: dir), dir: dir, concurrency: 1, uploads: 3, dryRun: false)
             #expect(reports.allSatisfy { $0.status == .uploaded })
             #expect(summary.exitCode == 0)
             #expect(cpuGauge.peak == 1)
-            #expect(sink.gauge.peak == 3)
+            #expect(uploadGauge.peak == 3)
             // Four files were prepared before the first upload ended: one CPU worker kept going.
             let log = events.all
             let firstEnd = try #require(log.firstIndex(of: "upload-end"))

@@ -53,7 +53,7 @@ public struct CloudflareImagesStage: Sink {
         let endpoint = requireSignedURLs ? "\(environment.accountBase)/images/v2/direct_upload" : "\(environment.accountBase)/images/v1"
         return UploadPlan(method: "POST", endpoint: endpoint, contentType: "multipart/form-data",
                           bytes: file.bytes, path: file.url.path,
-                          details: [("fileType", .string(file.mime)), ("sha256", .string(try asset.uploadSHA256(file))),
+                          details: [("fileType", .string(file.mime)), ("sha256", .string(try asset.uploadSHA256())),
                                     ("authorization", .string(environment.authorizationPreview))] + details)
     }
 
@@ -64,7 +64,7 @@ public struct CloudflareImagesStage: Sink {
         if case let .string(planned)? = JSONValue.object(plan.details)["id"] { id = planned }
         var result = try await client.upload(
             .init(path: file.url.path, bytes: file.bytes, mime: file.mime, filename: (asset.relativePath as NSString).lastPathComponent,
-                  sha256: try asset.uploadSHA256(file), source: asset.source, id: id, requireSignedURLs: requireSignedURLs),
+                  sha256: try asset.uploadSHA256(), source: asset.source, id: id, requireSignedURLs: requireSignedURLs),
             retries: retries, reserved: { asset.note("reserved Images id \($0)") })
         if retries.value > 0 { result = result.adding("retries", .int(retries.value)) }
         return result

@@ -53,7 +53,7 @@ public struct CloudflareR2Stage: Sink {
         let key = try key(for: asset, file: file, context: context)
         let bucket = environment[CloudflareEnvironment.r2Bucket] ?? "$" + CloudflareEnvironment.r2Bucket
         let objectURL = "\(environment.r2EndpointBase)/\(bucket)/\(key.encodedPath)"
-        var details: [(key: String, value: JSONValue)] = [("key", .string(key)), ("sha256", .string(try asset.uploadSHA256(file)))]
+        var details: [(key: String, value: JSONValue)] = [("key", .string(key)), ("sha256", .string(try asset.uploadSHA256()))]
         if let base = environment[CloudflareEnvironment.r2PublicBaseURL] {
             details.append(("url", .string("\(base)/\(key.encodedPath)")))
         }

@@ -47,7 +47,7 @@ public struct CloudflareStreamStage: Sink {
     public func plan(for asset: Asset, context: StageContext) throws -> UploadPlan {
         let file = try asset.upload()
         let endpoint = "\(environment.accountBase)/stream"
-        let common: [(key: String, value: JSONValue)] = [("fileType", .string(file.mime)), ("sha256", .string(try asset.uploadSHA256(file))),
+        let common: [(key: String, value: JSONValue)] = [("fileType", .string(file.mime)), ("sha256", .string(try asset.uploadSHA256())),
                                                          ("authorization", .string(environment.authorizationPreview))]
         if file.bytes <= basicThreshold {
             return UploadPlan(method: "POST", endpoint: endpoint, contentType: "multipart/form-data", bytes: file.bytes,
