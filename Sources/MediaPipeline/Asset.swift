@@ -91,6 +91,7 @@ public final class Asset: Sendable {
         var preparedSHA256: String?
         var sink: String?
         var notes: [String] = []
+        var checkpoint = UploadCheckpoint.none
     }
 
     public init(source: String, file: URL, relativePath: String, purpose: String?, inspector: any AssetInspector) {
@@ -178,6 +179,12 @@ public final class Asset: Sendable {
     public var sink: String? {
         get { state.withLock { $0.sink } }
         set { state.withLock { $0.sink = newValue } }
+    }
+
+    /// Where the sink notes how to resume its upload, and what an interrupted run noted before.
+    public var checkpoint: UploadCheckpoint {
+        get { state.withLock { $0.checkpoint } }
+        set { state.withLock { $0.checkpoint = newValue } }
     }
 
     /// Notes stages left for people, e.g. why a sink was passed over.
