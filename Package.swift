@@ -35,23 +35,36 @@ let package = Package(
         .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl",
                        providers: [.apt(["libcurl4-openssl-dev"])]),
         .target(name: "CCurlShim", dependencies: ["CCurl"], path: "Sources/CCurlShim"),
+        .systemLibrary(name: "CArchive", path: "Sources/CArchive", pkgConfig: "libarchive",
+                       providers: [.apt(["libarchive-dev"])]),
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
+                       providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CPostgres", path: "Sources/CPostgres", pkgConfig: "libpq",
+                       providers: [.apt(["libpq-dev"])]),
 
         // The core: no C import, no network, names no concrete stage.
         .target(name: "MediaPipeline", path: "Sources/MediaPipeline"),
         // Local media facts and transforms over libvips, libmagic and libcrypto.
         .target(name: "LocalMedia", dependencies: ["MediaPipeline", "CVips", "CLibVips", "CMagic", "CCrypto"],
                 path: "Sources/LocalMedia"),
+        // Zip and tar archives over libarchive: a zip pre-scan, checked names, counted output, files only in a work folder.
+        .target(name: "Archives", dependencies: ["MediaPipeline", "CArchive"], path: "Sources/Archives"),
         // HTTP over libcurl: bodies streamed from disk with an exact length, retries, shared pauses.
         .target(name: "HTTPTransport", dependencies: ["CCurlShim"], path: "Sources/HTTPTransport"),
         // Cloudflare's APIs (v4 for Images and Stream, S3 for R2) shared by the three sinks.
         .target(name: "CloudflareClient", dependencies: ["MediaPipeline", "HTTPTransport", "CCrypto"],
                 path: "Sources/CloudflareClient"),
+        // The journal on one machine: a SQLite file behind one serialised connection.
+        .target(name: "SQLiteJournal", dependencies: ["MediaPipeline", "CSQLite"], path: "Sources/SQLiteJournal"),
+        // The journal many workers share: PostgreSQL over libpq, claims with leases.
+        .target(name: "PostgresJournal", dependencies: ["MediaPipeline", "CPostgres"], path: "Sources/PostgresJournal"),
         // The one list of standard stage kinds.
         .target(name: "StandardStages",
                 dependencies: ["MediaPipeline", "LocalMedia"] + stageModules.map { .target(name: $0.name) },
                 path: "Sources/StandardStages"),
         .executableTarget(name: "media-pipeline",
-                          dependencies: ["MediaPipeline", "StandardStages", "LocalMedia", "CloudflareClient", "HTTPTransport", "CMalloc"],
+                          dependencies: ["MediaPipeline", "StandardStages", "LocalMedia", "CloudflareClient", "HTTPTransport", "CMalloc",
+                                         "Archives", "SQLiteJournal", "PostgresJournal"],
                           path: "Sources/media-pipeline"),
 
         .plugin(name: "PipelineLint",
@@ -66,6 +79,9 @@ let package = Package(
                         + stageModules.map { .target(name: $0.name) }),
         .testTarget(name: "CloudflareClientTests",
                     dependencies: ["CloudflareClient", "HTTPTransport", "MediaPipeline", "TestSupport"]),
+        .testTarget(name: "ArchivesTests", dependencies: ["Archives", "MediaPipeline", "TestSupport"]),
+        .testTarget(name: "SQLiteJournalTests", dependencies: ["SQLiteJournal", "MediaPipeline", "TestSupport"]),
+        .testTarget(name: "PostgresJournalTests", dependencies: ["PostgresJournal", "MediaPipeline", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["media-pipeline", "TestSupport", "MediaPipeline"]),
     ] + stageModules.map { module in
         .target(name: module.name, dependencies: ["MediaPipeline"] + module.dependencies,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make-course.sh OUTDIR
 #
-# Builds the bundled example course: a small, realistic course folder with
+# Builds the bundled example course, as the folder OUTDIR and as the archive OUTDIR.zip
+# (the way courses usually arrive): a small, realistic course folder with
 # photos that carry private metadata and EXIF rotation, documents, a video
 # and one bad file, laid out so path rules can pick purposes (covers,
 # thumbnails, avatars, lesson files, attachments). Deterministic, < 2 MB,
@@ -89,4 +90,20 @@ cat > course.json <<'JSON'
 }
 JSON
 
-echo "make-course: $(find . -type f | wc -l) files, $(du -sk . | cut -f1) KB in $OUT"
+# The same course as one archive, entries in name order with fixed times, so it is byte-for-byte
+# the same on every machine.
+python3 - "$OUT" "$OUT.zip" <<'PY'
+import os, sys, zipfile
+root, target = sys.argv[1], sys.argv[2]
+names = sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
+with zipfile.ZipFile(target + ".part", "w", zipfile.ZIP_DEFLATED) as z:
+    for name in names:
+        info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+        info.compress_type = zipfile.ZIP_DEFLATED
+        info.external_attr = 0o644 << 16
+        with open(os.path.join(root, name), "rb") as f:
+            z.writestr(info, f.read())
+os.replace(target + ".part", target)
+PY
+
+echo "make-course: $(find . -type f | wc -l) files, $(du -sk . | cut -f1) KB in $OUT and $OUT.zip"

@@ -94,8 +94,13 @@ public final class Asset: Sendable {
         var checkpoint = UploadCheckpoint.none
     }
 
-    public init(source: String, file: URL, relativePath: String, purpose: String?, inspector: any AssetInspector) {
+    /// The archive named on the command line this file came out of, if any.
+    public let container: String?
+
+    public init(source: String, file: URL, relativePath: String, purpose: String?, inspector: any AssetInspector,
+                container: String? = nil) {
         self.source = source
+        self.container = container
         self.file = file
         self.relativePath = relativePath
         self.inspector = inspector

@@ -21,6 +21,8 @@ public struct AssetReport: Sendable, Equatable {
     public var milliseconds: Double
     /// The sink asked for the file to be tried again later in the run (not part of the row).
     public var deferrable = false
+    /// The journal's rendition key the file was uploaded as (not part of the row).
+    public var rendition: String?
 
     public init(source: String, sha256: String? = nil, bytes: Int64? = nil, mime: String? = nil, kind: AssetKind? = nil,
                 purpose: String? = nil, status: AssetStatus, sink: String? = nil, result: JSONValue? = nil,
@@ -37,6 +39,17 @@ public struct AssetReport: Sendable, Equatable {
         self.reason = reason
         self.notes = notes
         self.milliseconds = milliseconds
+    }
+
+    /// A row read back (from the journal), the inverse of `json`.
+    public init(row: JSONValue) {
+        func text(_ key: String) -> String? { if case let .string(s)? = row[key] { s } else { nil } }
+        func number(_ key: String) -> Double? { if case let .number(n)? = row[key] { n } else { nil } }
+        self.init(source: text("source") ?? "", sha256: text("sha256"), bytes: number("bytes").map { Int64($0) },
+                  mime: text("mime"), kind: text("kind").flatMap(AssetKind.init(rawValue:)), purpose: text("purpose"),
+                  status: text("status").flatMap(AssetStatus.init(rawValue:)) ?? .pending, sink: text("sink"),
+                  result: row["result"].flatMap { $0 == .null ? nil : $0 },
+                  reason: text("reason").map { Reason(ReasonCode(rawValue: $0), "") }, milliseconds: number("ms") ?? 0)
     }
 
     /// The row in the shape the manifest and `--json` share.
@@ -64,6 +77,8 @@ public struct RunSummary: Sendable {
     public var milliseconds: Double = 0
     /// Sinks stopped by a fatal error, each with why; any makes the exit code 3.
     public var fatal: [String] = []
+    /// The signal that stopped the run early (SIGINT, SIGTERM), if one did.
+    public var interrupted: Int32?
 
     public init() {}
 
@@ -79,9 +94,11 @@ public struct RunSummary: Sendable {
 
     public var total: Int { byStatus.values.reduce(0, +) }
 
-    /// The exit code DESIGN.md assigns: 3 fatal > 4 failed > 1 rejected > 0. (5 comes from notifications.)
+    /// The exit code DESIGN.md assigns: 3 fatal > 4 failed > 1 rejected > 0, and 128 + the signal
+    /// (130, 143) for a run stopped by one after a clean flush. (5 comes from notifications.)
     public var exitCode: Int32 {
         if !fatal.isEmpty { return 3 }
+        if let interrupted { return 128 + interrupted }
         if byStatus[.failed, default: 0] > 0 { return 4 }
         if byStatus[.rejected, default: 0] > 0 { return 1 }
         return 0

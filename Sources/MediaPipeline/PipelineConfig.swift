@@ -86,13 +86,16 @@ public struct PipelineStep: Sendable {
     public var when: Condition?
     public var onError: OnError
     public var body: StepBody
+    /// The step's `options` as written (env resolved), for the journal's rendition fingerprint.
+    public var options: JSONValue
 
-    public init(name: String, kind: String, when: Condition?, onError: OnError, body: StepBody) {
+    public init(name: String, kind: String, when: Condition?, onError: OnError, body: StepBody, options: JSONValue = .null) {
         self.name = name
         self.kind = kind
         self.when = when
         self.onError = onError
         self.body = body
+        self.options = options
     }
 }
 
@@ -319,7 +322,8 @@ public struct Pipeline: Sendable {
             }
             diagnostics.append(contentsOf: reader.finished().diagnostics)
             if let built {
-                steps.append(PipelineStep(name: name, kind: kind, when: when, onError: OnError(rawValue: onError) ?? .reject, body: built))
+                steps.append(PipelineStep(name: name, kind: kind, when: when, onError: OnError(rawValue: onError) ?? .reject, body: built,
+                                          options: rawOptions ?? .null))
             }
         }
         return steps

@@ -17,7 +17,12 @@ public struct Redactor: Sendable {
 
     /// A redactor for every secret-looking variable in `environment`.
     public init(environment: [String: String]) {
-        self.init(secrets: environment.filter { Redactor.isSecretName($0.key) }.map(\.value))
+        var secrets = environment.filter { Redactor.isSecretName($0.key) }.map(\.value)
+        // A journal URL may carry a database password.
+        if let journal = environment["MEDIA_PIPELINE_JOURNAL"], let password = URLComponents(string: journal)?.password {
+            secrets.append(password)
+        }
+        self.init(secrets: secrets)
     }
 
     public init(secrets: [String]) {

@@ -16,13 +16,20 @@ public struct Runner: Sendable {
         public var workDirectory: URL
         /// `--purpose`: overrides the purpose rules for every file.
         public var purpose: String?
+        /// Where remote effects are recorded so reruns resume; nil runs without memory (and dry-run never uses one).
+        public var journal: (any Journal)?
+        /// Pulled by SIGINT/SIGTERM: no new file starts, files in flight finish, the rest end `pending`.
+        public var stop: StopSwitch
 
-        public init(dryRun: Bool, concurrency: Int, uploads: Int = PipelineLimits().uploads, workDirectory: URL, purpose: String? = nil) {
+        public init(dryRun: Bool, concurrency: Int, uploads: Int = PipelineLimits().uploads, workDirectory: URL, purpose: String? = nil,
+                    journal: (any Journal)? = nil, stop: StopSwitch = StopSwitch()) {
             self.dryRun = dryRun
             self.concurrency = max(1, concurrency)
             self.uploads = max(1, uploads)
             self.workDirectory = workDirectory
             self.purpose = purpose
+            self.journal = dryRun ? nil : journal
+            self.stop = stop
         }
 
         /// Files in flight: the CPU pool, plus the upload pool when uploads happen.
@@ -34,6 +41,8 @@ public struct Runner: Sendable {
     public let logger: any Logger
     /// Sinks that hit a fatal error (credentials refused, untrusted certificate): no more work goes there.
     private let stoppedSinks = StoppedSinks()
+    /// One upload per rendition at a time, so two sources with the same bytes and purpose share it.
+    private let renditionLocks = KeyedLocks()
 
     public init(pipeline: Pipeline, inspector: any AssetInspector, logger: any Logger) {
         self.pipeline = pipeline
@@ -41,40 +50,139 @@ public struct Runner: Sendable {
         self.logger = logger
     }
 
-    /// Runs every input; `report` is called once per file as it finishes (from any task).
+    /// Runs files already on disk, large ones first.
     public func run(_ inputs: [InputFile], options: Options, report: @escaping @Sendable (AssetReport) -> Void) async -> RunSummary {
+        await run([InputList(Self.bigFilesFirst(inputs))], options: options, report: report)
+    }
+
+    /// Runs every input of each sequence in turn; `report` is called once per source as it ends
+    /// (from any task). Memory stays flat: at most `filesInFlight` inputs are held at once.
+    public func run(_ sequences: [any InputSequence], options: Options, report: @escaping @Sendable (AssetReport) -> Void) async -> RunSummary {
         let started = ContinuousClock.now
         let context = StageContext(logger: logger, dryRun: options.dryRun, workDirectory: options.workDirectory,
                                    purposes: pipeline.purposes, sinks: pipeline.sinks,
                                    memory: Budget(capacity: pipeline.limits.memory))
         let pools = Pools(cpu: Budget(capacity: Int64(options.concurrency)), uploads: Budget(capacity: Int64(options.uploads)))
         var summary = RunSummary()
+        var feed = Feed(sequences: sequences)
+        var halt: String?
         await withTaskGroup(of: (InputFile, AssetReport).self) { group in
             // A file a sink defers (its API asked for a longer wait than the run allows) goes once
-            // more to the end of the queue, so other work goes on meanwhile.
-            var queue = Self.bigFilesFirst(inputs)[...]
+            // more to the end of the queue, so other work goes on meanwhile. So does a file another
+            // worker holds: by then it is done, or its worker died and its lease lapsed.
             var deferred: Set<String> = []
-            func start(_ input: InputFile) {
-                group.addTask { (input, await process(input, options: options, context: context, pools: pools)) }
+            var later: [InputFile] = []
+            var running = 0
+            var busyInARow = 0
+            func finish(_ done: AssetReport) {
+                summary.add(done)
+                report(done)
+            }
+            /// Starts the next input that needs work and reports the ones that do not; false when
+            /// nothing more can start now.
+            func startNext() async -> Bool {
+                while true {
+                    let stopping = options.stop.isPulled || halt != nil
+                    guard let candidate = feed.next() ?? (later.isEmpty ? nil : .file(later.removeFirst())) else { return false }
+                    switch candidate {
+                    case let .rejected(source, reason):
+                        finish(AssetReport(source: source, status: .rejected, reason: reason))
+                        continue
+                    case let .file(input):
+                        if stopping {
+                            finish(AssetReport(source: input.source, bytes: input.bytes, status: .pending,
+                                               reason: Reason(.interrupted, halt ?? "the run was stopped before this file started")))
+                            continue
+                        }
+                        if let journal = options.journal {
+                            do {
+                                switch try await journal.claim(input.source, stamp: input.stamp) {
+                                case .claimed:
+                                    busyInARow = 0
+                                case let .done(previous):
+                                    busyInARow = 0
+                                    finish(Self.unchanged(input, previous))
+                                    continue
+                                case .busy:
+                                    // Another worker has it: come back once the rest is done.
+                                    later.append(input)
+                                    busyInARow += 1
+                                    if feed.finished, busyInARow >= later.count {
+                                        if running > 0 { return false }
+                                        busyInARow = 0
+                                        try? await Task.sleep(for: .seconds(1))
+                                    }
+                                    continue
+                                }
+                            } catch {
+                                halt = "the journal failed: \(error)"
+                                logger.log(.error, halt!)
+                                finish(AssetReport(source: input.source, status: .pending, reason: Reason(.journalFailed, halt!)))
+                                continue
+                            }
+                        }
+                        do {
+                            let ready = try feed.materialize()
+                            running += 1
+                            group.addTask { (ready, await process(ready, options: options, context: context, pools: pools)) }
+                            return true
+                        } catch {
+                            var refused = AssetReport(source: input.source, bytes: input.bytes, status: .rejected,
+                                                      reason: error as? Reason ?? Reason(.stageFailed, "\(error)"))
+                            if refused.reason?.code == .diskFull {
+                                // No file can be prepared now: stop (exit 3); a rerun with space does the rest.
+                                refused.status = .failed
+                                halt = "the work folder is full: \(options.workDirectory.path)"
+                            }
+                            await record(refused, input: input, journal: options.journal)
+                            finish(refused)
+                            continue
+                        }
+                    }
+                }
             }
             for _ in 0..<options.filesInFlight {
-                guard let input = queue.popFirst() else { break }
-                start(input)
+                guard await startNext() else { break }
             }
             for await (input, finished) in group {
-                if finished.deferrable, deferred.insert(input.source).inserted {
+                running -= 1
+                if input.temporary { try? FileManager.default.removeItem(at: input.url) }
+                if finished.deferrable, !options.stop.isPulled, deferred.insert(input.source).inserted {
+                    busyInARow = 0
                     logger.log(.info, "\(input.source): \(finished.reason?.detail ?? "deferred"); trying again at the end of the queue")
-                    queue.append(input)
+                    later.append(input)
                 } else {
-                    summary.add(finished)
-                    report(finished)
+                    await record(finished, input: input, journal: options.journal)
+                    finish(finished)
                 }
-                if let input = queue.popFirst() { start(input) }
+                _ = await startNext()
             }
         }
         summary.milliseconds = Runner.milliseconds(since: started)
-        summary.fatal = stoppedSinks.all.map { "\($0.key): \($0.value.detail)" }
+        summary.fatal = stoppedSinks.all.map { "\($0.key): \($0.value.detail)" } + (halt.map { [$0] } ?? [])
+        summary.interrupted = options.stop.signal
         return summary
+    }
+
+    /// Writes a source's end to the journal; a failure there stops the run (exit 3) but loses nothing already done.
+    private func record(_ report: AssetReport, input: InputFile, journal: (any Journal)?) async {
+        guard let journal else { return }
+        do {
+            try await journal.finish(input.source, stamp: input.stamp, report: report, rendition: report.rendition)
+        } catch {
+            logger.log(.error, "\(input.source): the journal could not record its end: \(error)")
+        }
+    }
+
+    /// The report of a source the journal says is done with the same size and time.
+    static func unchanged(_ input: InputFile, _ previous: JournaledSource) -> AssetReport {
+        var report = previous.report.map { AssetReport(row: $0) } ?? AssetReport(source: input.source, status: .unchanged)
+        report.source = input.source
+        report.status = .unchanged
+        report.reason = nil
+        report.milliseconds = 0
+        report.rendition = previous.rendition
+        return report
     }
 
     static func milliseconds(since start: ContinuousClock.Instant) -> Double {
@@ -98,10 +206,11 @@ public struct Runner: Sendable {
     func process(_ input: InputFile, options: Options, context: StageContext, pools: Pools) async -> AssetReport {
         let started = ContinuousClock.now
         let asset = Asset(source: input.source, file: input.url, relativePath: input.relativePath,
-                          purpose: pipeline.purpose(for: input.relativePath, override: options.purpose), inspector: inspector)
+                          purpose: pipeline.purpose(for: input.relativePath, override: options.purpose), inspector: inspector,
+                          container: input.container)
         let cpu = Hold(pools.cpu)
         await pools.cpu.reserve(1)
-        var report = await walk(asset, context: context, cpu: cpu, uploads: pools.uploads)
+        var report = await walk(asset, context: context, cpu: cpu, uploads: pools.uploads, journal: options.journal)
         cpu.release()
         if report.status != .planned, report.status != .uploaded {
             discardPrepared(asset, in: context.workDirectory)
@@ -110,12 +219,15 @@ public struct Runner: Sendable {
         return report
     }
 
-    private func walk(_ asset: Asset, context: StageContext, cpu: Hold, uploads: Budget) async -> AssetReport {
+    private func walk(_ asset: Asset, context: StageContext, cpu: Hold, uploads: Budget, journal: (any Journal)?) async -> AssetReport {
+        var rendition: String?
         func end(_ status: AssetStatus, sink: String? = nil, result: JSONValue? = nil, reason: Reason? = nil) -> AssetReport {
             let mime = asset.knownMIME
-            return AssetReport(source: asset.source, sha256: asset.knownSHA256, bytes: asset.knownSize ?? (try? asset.size()),
-                               mime: mime, kind: mime.map(AssetKind.init(mime:)), purpose: asset.purpose, status: status,
-                               sink: sink, result: result, reason: reason, notes: asset.notes)
+            var report = AssetReport(source: asset.source, sha256: asset.knownSHA256, bytes: asset.knownSize ?? (try? asset.size()),
+                                     mime: mime, kind: mime.map(AssetKind.init(mime:)), purpose: asset.purpose, status: status,
+                                     sink: sink, result: result, reason: reason, notes: asset.notes)
+            report.rendition = rendition
+            return report
         }
         var planned: (sink: String, plan: UploadPlan)?
         var uploaded: (sink: String, result: JSONValue)?
@@ -142,7 +254,19 @@ public struct Runner: Sendable {
                         // The upload leaves the CPU pool for the upload pool: the next file's
                         // checks and transforms run while this one is on the network.
                         cpu.release()
-                        let result = try await uploads.withReservation(1) { try await sink.upload(plan, asset: asset, context: context) }
+                        guard let journal else {
+                            let result = try await uploads.withReservation(1) { try await sink.upload(plan, asset: asset, context: context) }
+                            uploaded = (sink.sinkName, result)
+                            outcome = .proceed
+                            break
+                        }
+                        let key = try renditionKey(asset, sink: step.name)
+                        rendition = key
+                        let (result, fresh) = try await renditionLocks.withLock(key) {
+                            try await upload(plan, asset: asset, rendition: key, step: step.name, sink: sink, journal: journal,
+                                             context: context, uploads: uploads)
+                        }
+                        if !fresh { return end(.unchanged, sink: sink.sinkName, result: result) }
                         uploaded = (sink.sinkName, result)
                         outcome = .proceed
                     } catch let error as SinkError {
@@ -187,11 +311,125 @@ public struct Runner: Sendable {
         return end(.rejected, reason: Reason(.noSink, why))
     }
 
+    /// Uploads one rendition with the journal: skipped when done before (false), else journaled
+    /// before the sink acts and after the provider confirms, with what an interrupted run saved.
+    private func upload(_ plan: UploadPlan, asset: Asset, rendition key: String, step: String, sink: any Sink,
+                        journal: any Journal, context: StageContext, uploads: Budget) async throws -> (JSONValue, Bool) {
+        let previous: Rendition?
+        do {
+            previous = try await journal.rendition(key)
+            if let previous, previous.state == .done, let result = previous.result { return (result, false) }
+            if previous == nil { try await journal.begin(key, sink: step) }
+        } catch {
+            throw SinkError(.fatal, .journalFailed, "the journal could not be used: \(error)")
+        }
+        asset.checkpoint = UploadCheckpoint(saved: previous?.remote) { try await journal.saveRemote(key, $0) }
+        let result = try await uploads.withReservation(1) { try await sink.upload(plan, asset: asset, context: context) }
+        CrashPoint.reach("after_remote_commit_before_journal")
+        do { try await journal.complete(key, result: result) } catch {
+            throw SinkError(.fatal, .journalFailed, "the journal could not record the upload of \(asset.source): \(error)")
+        }
+        return (result, true)
+    }
+
+    /// A rendition's identity: the original's SHA-256, the purpose and its image preset, the
+    /// options of every stage that shapes the bytes, and the sink step.
+    func renditionKey(_ asset: Asset, sink step: String) throws -> String {
+        var shape = "purpose=\(asset.purpose ?? "-")"
+        if let preset = asset.purpose.flatMap({ pipeline.purposes[$0]?.image }) { shape += " preset=\(preset)" }
+        for step in pipeline.steps {
+            if case let .stage(stage) = step.body, stage.shapesBytes { shape += " \(step.kind)=\(step.options.compactText)" }
+        }
+        return "\(try asset.sha256())/\(step)/\(FNV1a.hex(shape))"
+    }
+
     /// Removes a prepared file of a file that will not be uploaded, so nothing half-done remains.
     private func discardPrepared(_ asset: Asset, in folder: URL) {
         guard let prepared = asset.prepared, prepared.url.path.hasPrefix(folder.path) else { return }
         try? FileManager.default.removeItem(at: prepared.url)
     }
+}
+
+/// Reads inputs from several sequences in turn.
+private struct Feed {
+    var sequences: [any InputSequence]
+    var index = 0
+
+    var finished: Bool { index >= sequences.count }
+
+    mutating func next() -> InputCandidate? {
+        while index < sequences.count {
+            if let candidate = sequences[index].next() { return candidate }
+            index += 1
+        }
+        return nil
+    }
+
+    mutating func materialize() throws -> InputFile { try sequences[index].materialize() }
+}
+
+/// Lets one task at a time work under a key; others with the same key wait their turn.
+final class KeyedLocks: Sendable {
+    private let waiting = Mutex<[String: [CheckedContinuation<Void, Never>]]>([:])
+
+    func withLock<T: Sendable>(_ key: String, _ body: () async throws -> T) async throws -> T {
+        await withCheckedContinuation { (turn: CheckedContinuation<Void, Never>) in
+            let mine = waiting.withLock { queue -> Bool in
+                if let others = queue[key] {
+                    queue[key] = others + [turn]
+                    return false
+                }
+                queue[key] = []
+                return true
+            }
+            if mine { turn.resume() }
+        }
+        defer {
+            let next = waiting.withLock { queue -> CheckedContinuation<Void, Never>? in
+                guard var others = queue[key], !others.isEmpty else {
+                    queue[key] = nil
+                    return nil
+                }
+                let first = others.removeFirst()
+                queue[key] = others
+                return first
+            }
+            next?.resume()
+        }
+        return try await body()
+    }
+}
+
+/// A short, stable hash for fingerprints (not for security).
+enum FNV1a {
+    static func hex(_ text: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 {
+            hash ^= UInt64(byte)
+            hash &*= 0x0000_0100_0000_01b3
+        }
+        return String(hash, radix: 16)
+    }
+}
+
+/// Pulled once by SIGINT or SIGTERM; the runner then starts no new file.
+public final class StopSwitch: Sendable {
+    private let pulled = Mutex<Int32?>(nil)
+
+    public init() {}
+
+    /// Records the signal; returns false when it was already pulled (a second signal).
+    @discardableResult
+    public func pull(signal: Int32) -> Bool {
+        pulled.withLock { current in
+            guard current == nil else { return false }
+            current = signal
+            return true
+        }
+    }
+
+    public var isPulled: Bool { signal != nil }
+    public var signal: Int32? { pulled.withLock { $0 } }
 }
 
 /// The sinks a run stopped sending to, each with the reason it was stopped.

@@ -23,6 +23,33 @@ public struct ReasonCode: RawRepresentable, Hashable, Sendable, ExpressibleByStr
     public static let svgActiveContent: ReasonCode = "svg_active_content"
     public static let sourceChanged: ReasonCode = "source_changed"
     public static let diskFull: ReasonCode = "disk_full"
+    /// An archive inside an archive given on the command line: never expanded.
+    public static let nestedArchive: ReasonCode = "nested_archive"
+    /// An archive that cannot be read past some point, or whose structure is broken.
+    public static let archiveCorrupt: ReasonCode = "archive_corrupt"
+    /// The entry's name leaves the archive: `..`, a leading `/`, a drive letter or a backslash.
+    public static let unsafePath: ReasonCode = "unsafe_path"
+    /// The entry's name is not valid UTF-8, is empty or too long, or holds controls, bidi or zero-width marks.
+    public static let badName: ReasonCode = "bad_name"
+    /// A symbolic or hard link, or a path through one: never created.
+    public static let linkEntry: ReasonCode = "link_entry"
+    /// A FIFO, device or socket: never created.
+    public static let specialEntry: ReasonCode = "special_entry"
+    /// An earlier entry has the same name (compared in NFC and without case).
+    public static let duplicateName: ReasonCode = "duplicate_name"
+    /// The entry is encrypted; no passphrase is ever asked for.
+    public static let encrypted: ReasonCode = "encrypted"
+    /// Two zip entries share bytes: the whole archive is refused.
+    public static let archiveOverlap: ReasonCode = "archive_overlap"
+    /// An entry, or the archive altogether, inflates past a limit.
+    public static let archiveBomb: ReasonCode = "archive_bomb"
+    /// An entry's data is not the size its header declares.
+    public static let sizeMismatch: ReasonCode = "size_mismatch"
+    /// The archive has more entries than `limits.maxEntriesPerArchive`: the whole archive is refused.
+    public static let entryLimit: ReasonCode = "entry_limit"
+
+    /// The run was stopped (SIGINT, SIGTERM) before the file finished; a rerun takes it up.
+    public static let interrupted: ReasonCode = "interrupted"
     /// The provider refused the file for good (400, 413, 415, 422, or an error code saying the file is wrong).
     public static let providerRejected: ReasonCode = "provider_rejected"
     /// What the provider stored does not match what was sent (ETag, digest).
@@ -108,6 +135,13 @@ public struct StageContext: Sendable {
 /// becomes `stage_failed`.
 public protocol Stage: Sendable {
     func run(_ asset: Asset, context: StageContext) async throws -> StageOutcome
+    /// True for stages that change the bytes that go up (resize, re-encode): their options are part
+    /// of a rendition's identity in the journal, so changing them uploads again.
+    var shapesBytes: Bool { get }
+}
+
+extension Stage {
+    public var shapesBytes: Bool { false }
 }
 
 /// Whether a sink has what it needs from the environment.

@@ -6,7 +6,8 @@ import Synchronization
 /// `37/120 files · 412 MB of 1.20 GB · 35 MB/s · ETA 22 s · 2 failed`.
 struct Progress: Sendable {
     let totalFiles: Int
-    let totalBytes: Int64
+    /// Nil when not known before reading (archives): then no ETA is given.
+    let totalBytes: Int64?
     var doneFiles = 0
     var doneBytes: Int64 = 0
     var failures = 0
@@ -20,11 +21,11 @@ struct Progress: Sendable {
     /// The line after `elapsed` seconds.
     func line(elapsed: Double) -> String {
         var parts = ["\(doneFiles)/\(totalFiles) files",
-                     "\(Quantity.describe(bytes: doneBytes)) of \(Quantity.describe(bytes: totalBytes))"]
+                     Quantity.describe(bytes: doneBytes) + (totalBytes.map { " of \(Quantity.describe(bytes: $0))" } ?? "")]
         if elapsed > 0.5, doneBytes > 0 {
             let rate = Double(doneBytes) / elapsed
             parts.append("\(Quantity.describe(bytes: Int64(rate)))/s")
-            if doneBytes < totalBytes { parts.append("ETA \(Self.duration(Double(totalBytes - doneBytes) / rate))") }
+            if let totalBytes, doneBytes < totalBytes { parts.append("ETA \(Self.duration(Double(totalBytes - doneBytes) / rate))") }
         }
         if failures > 0 { parts.append("\(failures) not done") }
         return parts.joined(separator: " · ")
@@ -69,7 +70,7 @@ final class ProgressDisplay: Sendable {
     private let state: Mutex<State>
     private let ticker = Mutex<Task<Void, Never>?>(nil)
 
-    init(console: Console, totalFiles: Int, totalBytes: Int64, terminal: Bool) {
+    init(console: Console, totalFiles: Int, totalBytes: Int64?, terminal: Bool) {
         self.console = console
         state = Mutex(State(progress: Progress(totalFiles: totalFiles, totalBytes: totalBytes), pacing: ProgressPacing(terminal: terminal)))
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Archives
 import MediaPipeline
 import StandardStages
 
@@ -6,7 +7,7 @@ import StandardStages
 struct RunCommand {
     static let spec = CommandSpec(
         name: "run", usage: "run PATH… [options]",
-        abstract: "Run files and folders (recursively) through the pipeline.",
+        abstract: "Run files, folders (recursively) and archives (.zip, .tar, .tar.gz, .tgz) through the pipeline.",
         options: [
             .init(name: "pipeline", value: "FILE", help: "The pipeline file (default: pipeline.json)."),
             .init(name: "dry-run", value: nil, help: "Plan every upload and report it; nothing leaves the machine."),
@@ -14,6 +15,8 @@ struct RunCommand {
             .init(name: "purpose", value: "NAME", help: "Use this purpose for every file instead of the path rules."),
             .init(name: "json", value: nil, help: "Write NDJSON events to stdout (human text stays on stderr)."),
             .init(name: "manifest", value: "FILE", help: "Write one JSON line per source file to FILE."),
+            .init(name: "journal", value: "FILE|URL", help: "Where the import is remembered (default: .media-pipeline/journal.db; postgres://… for many workers)."),
+            .init(name: "no-journal", value: nil, help: "Remember nothing: reruns rely on the providers' content ids."),
             .init(name: "work-dir", value: "DIR", help: "Keep prepared files in DIR (default: a temporary folder, removed)."),
             .init(name: "concurrency", value: "N", help: "Files in the CPU pool at once (default: limits.concurrency, else one per core)."),
             .init(name: "uploads", value: "N", help: "Uploads in flight at once, beside the CPU pool (default: limits.uploads, 8)."),
@@ -22,7 +25,9 @@ struct RunCommand {
         ],
         discussion: """
             Exit codes: 0 all done, 1 some files rejected, 2 usage or pipeline error (nothing attempted),
-            3 fatal, 4 some files failed after retries, 5 notifications pending.
+            3 fatal, 4 some files failed after retries, 5 notifications pending,
+            130/143 stopped by SIGINT/SIGTERM after a clean flush (a rerun resumes).
+            The journal (FILE or URL) may also come from MEDIA_PIPELINE_JOURNAL, which keeps a password off the command line.
             """)
 
     let arguments: ParsedArguments
@@ -56,10 +61,19 @@ struct RunCommand {
             let hint = DidYouMeanWord.closest(purpose, Array(pipeline.purposes.keys)).map { " Did you mean '\($0)'?" } ?? ""
             return usage("--purpose '\(purpose)' is not a purpose of this pipeline.\(hint) Known: \(pipeline.purposes.keys.sorted().joined(separator: ", "))")
         }
-        let inputs: [InputFile]
-        do { inputs = try InputFile.expand(arguments.positional) } catch { return usage("\(error)") }
-
         let fm = FileManager.default
+        var plainPaths: [String] = [], archivePaths: [String] = []
+        for path in arguments.positional {
+            var isFolder: ObjCBool = false
+            if ArchiveReader.format(ofPath: path) != nil, fm.fileExists(atPath: path, isDirectory: &isFolder), !isFolder.boolValue {
+                archivePaths.append(path)
+            } else {
+                plainPaths.append(path)
+            }
+        }
+        let files: [InputFile]
+        do { files = try InputFile.expand(plainPaths) } catch { return usage("\(error)") }
+        if arguments.flag("no-journal"), arguments.value("journal") != nil { return usage("choose one of --journal and --no-journal") }
         let keepWork = arguments.value("work-dir") != nil
         let work = arguments.value("work-dir").map { URL(fileURLWithPath: $0) }
             ?? fm.temporaryDirectory.appendingPathComponent("media-pipeline-\(UUID().uuidString.lowercased())")
@@ -79,19 +93,39 @@ struct RunCommand {
         }
         defer { try? manifest?.close() }
 
+        var journal: (any Journal)?
+        if !dryRun, !arguments.flag("no-journal") {
+            switch await JournalChoice.open(arguments.value("journal"), environment: environment) {
+            case let .success(opened): journal = opened
+            case let .failure(problem):
+                if problem.usage { return usage(problem.message) }
+                console.err("error: \(problem.message)")
+                return 3
+            }
+        }
+
+        var sequences: [any InputSequence] = [InputList(Runner.bigFilesFirst(files))]
+        var archiveLimits = ArchiveLimits()
+        archiveLimits.maxEntries = pipeline.limits.maxEntriesPerArchive
+        for path in archivePaths { sequences.append(ArchiveInputs(path: path, workFolder: work, limits: archiveLimits)) }
+        let totalFiles = sequences.reduce(0) { $0 + ($1.count ?? 0) }
+        let totalBytes = archivePaths.isEmpty ? files.reduce(Int64(0)) { $0 + $1.bytes } : nil
+
         let json = arguments.flag("json")
+        let stop = StopSwitch()
         let options = Runner.Options(dryRun: dryRun, concurrency: concurrency ?? pipeline.limits.concurrency ?? ProcessInfo.processInfo.activeProcessorCount,
-                                     uploads: uploads ?? pipeline.limits.uploads, workDirectory: work, purpose: arguments.value("purpose"))
+                                     uploads: uploads ?? pipeline.limits.uploads, workDirectory: work, purpose: arguments.value("purpose"),
+                                     journal: journal, stop: stop)
         let runner = Runner(pipeline: pipeline, inspector: StandardStages.inspector(), logger: ConsoleLogger(console: console))
         if !quiet {
             let pools = "\(options.concurrency) worker\(options.concurrency == 1 ? "" : "s")" + (dryRun ? "" : " and \(options.uploads) upload\(options.uploads == 1 ? "" : "s") in flight")
-            console.err("\(dryRun ? "planning" : "running") \(inputs.count) file\(inputs.count == 1 ? "" : "s") with \(pools)")
+            console.err("\(dryRun ? "planning" : "running") \(totalFiles) file\(totalFiles == 1 ? "" : "s") with \(pools)")
         }
-        let totalBytes = inputs.reduce(Int64(0)) { $0 + $1.bytes }
-        let progress = quiet ? nil : ProgressDisplay(console: console, totalFiles: inputs.count, totalBytes: totalBytes,
+        let progress = quiet ? nil : ProgressDisplay(console: console, totalFiles: totalFiles, totalBytes: totalBytes,
                                                     terminal: Console.stderrIsTerminal)
+        let signals = StopSignals(stop: stop, console: console, workFolder: keepWork ? nil : work)
         progress?.start()
-        let summary = await runner.run(inputs, options: options) { report in
+        let summary = await runner.run(sequences, options: options) { report in
             progress?.add(report)
             let row = console.redactor.redact(report.json)
             if json { console.out(JSONValue.object([("event", "asset")] + Self.pairs(row)).compactText) }
@@ -99,6 +133,11 @@ struct RunCommand {
             Self.describe(report, console: console, quiet: quiet)
         }
         progress?.stop()
+        signals.cancel()
+        if let journal { await journal.close() }
+        if let signal = summary.interrupted {
+            console.err("stopped by \(signal == SIGTERM ? "SIGTERM" : "SIGINT"): files not started are pending; run the same command again to go on")
+        }
         if json { console.out(summary.json.compactText) }
         Self.describeSummary(summary, console: console)
         return summary.exitCode

@@ -14,6 +14,10 @@ struct CLITests {
 
     func run(_ arguments: [String], environment: [String: String] = [:]) -> Shell.Result {
         var env = ["PATH": "/usr/bin:/bin", "HOME": NSTemporaryDirectory()]
+        // Each run gets a journal of its own unless the test names one, so runs never see each other's.
+        if !arguments.contains("--journal"), !arguments.contains("--no-journal") {
+            env["MEDIA_PIPELINE_JOURNAL"] = NSTemporaryDirectory() + "mp-journal-\(UUID().uuidString)/journal.db"
+        }
         env.merge(environment) { _, new in new }
         return Shell.run(Self.binary, arguments, environment: env, directory: TestFiles.repoRoot)
     }

@@ -25,6 +25,8 @@ public struct ImageTransformStage: Stage {
             keepICC: options.bool("keepICC", default: true, help: "keep an sRGB ICC profile")))
     }
 
+    public var shapesBytes: Bool { true }
+
     public func run(_ asset: Asset, context: StageContext) async throws -> StageOutcome {
         guard let header = try asset.imageHeader() else { return .proceed }  // SVG and non-images pass unchanged
         let preset = asset.purpose.flatMap { context.purposes[$0]?.image }

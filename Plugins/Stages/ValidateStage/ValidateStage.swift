@@ -20,6 +20,7 @@ public struct ValidateStage: Stage {
     var maxFramePixels: Int64
     var maxSide: Int
     var allowSVG: Bool
+    var allowNestedArchives: Bool
 
     public static let factory = StageFactory(kind: "validate", summary: "refuse files by size, content type, name and image limits") { options, _ in
         let defaults: [AssetKind: Int64] = [.image: 50_000_000, .document: 500_000_000, .video: 30_000_000_000,
@@ -43,7 +44,9 @@ public struct ValidateStage: Stage {
             maxPixels: options.pixels("maxPixels", default: 250_000_000, help: "largest image area (one frame)"),
             maxFramePixels: options.pixels("maxFramePixels", default: 50_000_000, help: "largest area summed over all frames of an animation"),
             maxSide: options.int("maxSide", default: 65_500, range: 1...1_000_000, help: "longest image side in pixels"),
-            allowSVG: options.bool("allowSVG", default: false, help: "accept SVG without active content")))
+            allowSVG: options.bool("allowSVG", default: false, help: "accept SVG without active content"),
+            allowNestedArchives: options.bool("allowNestedArchives", default: false,
+                                              help: "store archives found inside an imported archive as opaque files (never expanded)")))
     }
 
     public func run(_ asset: Asset, context: StageContext) async throws -> StageOutcome {
@@ -63,6 +66,10 @@ public struct ValidateStage: Stage {
             return .reject(Reason(.typeMismatch, "named .\(declared) but the content is \(mime) (.\(expected[0]))"))
         }
         if let limit = maxBytes[kind], size > limit { return .reject(tooLarge(size, limit: limit, what: "a \(kind.rawValue)")) }
+        // Archives are expanded one level only: one found inside another is never opened.
+        if kind == .archive, let container = asset.container, !allowNestedArchives {
+            return .reject(Reason(.nestedArchive, "an archive inside \(container); archives are expanded one level only (validate.options.allowNestedArchives stores them as files)"))
+        }
 
         if mime == "image/svg+xml" {
             guard allowSVG else { return .reject(Reason(.svgNotAllowed, "SVG files are not accepted (validate.options.allowSVG is false)")) }

@@ -1,0 +1,165 @@
+import Foundation
+import MediaPipeline
+import TestSupport
+import Testing
+
+/// The journal end to end: reruns, crashes at named points and at random moments, and stops by
+/// signal, against the local Cloudflare fake and the moto S3 server.
+@Suite(.serialized)
+struct ResumeTests {
+    let cli = CLITests()
+    let upload = UploadTests()
+
+    /// The example course without its deliberately bad file, so a clean import exits 0.
+    func cleanCourse(in dir: URL) throws -> URL {
+        let copy = dir.appendingPathComponent("course")
+        try FileManager.default.copyItem(at: try UploadTests.course(), to: copy)
+        try FileManager.default.removeItem(at: copy.appendingPathComponent("bad"))
+        return copy
+    }
+
+    /// A file of `bytes` that libmagic takes for a PDF (it goes to R2), with varied content.
+    func bigPDF(_ url: URL, bytes: Int) throws {
+        var data = Data("%PDF-1.4\n".utf8)
+        var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
+        data.reserveCapacity(bytes)
+        while data.count < bytes - 6 {
+            seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            withUnsafeBytes(of: seed) { data.append(contentsOf: $0) }
+        }
+        data.append(contentsOf: Array("\n%%EOF".utf8))
+        try data.write(to: url)
+    }
+
+    func integrity(_ journal: URL) -> String {
+        let check = Shell.run("/usr/bin/python3", ["-c", "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('PRAGMA integrity_check').fetchone()[0])",
+                                                    journal.path])
+        return check.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func assets(_ result: Shell.Result) throws -> [JSONValue] {
+        try upload.rows(result.stdout).filter { $0["event"] == "asset" }
+    }
+
+    func string(_ value: JSONValue?) -> String? { upload.string(value) }
+
+    @Test("G5: a rerun with the journal uploads nothing and says unchanged; without it, R2 and Images find their copies")
+    func rerunOfAFinishedImport() async throws {
+        let cloudflare = try CloudflareFake()
+        let s3 = try S3Fake()
+        try await TestFiles.withTemporaryDirectory { dir in
+            let env = cloudflare.environment.merging(s3.environment) { a, _ in a }
+            let course = try cleanCourse(in: dir), pipeline = try upload.pipeline(in: dir)
+            let journal = dir.appendingPathComponent("state/journal.db")
+            let first = cli.run(["run", course.path, "--pipeline", pipeline.path, "--journal", journal.path, "--json"], environment: env)
+            #expect(first.status == 0, "stderr: \(first.stderr)")
+            #expect(try assets(first).allSatisfy { $0["status"] == "uploaded" })
+            let requests = try await cloudflare.server.log().count + s3.server.log().count
+
+            let again = cli.run(["run", course.path, "--pipeline", pipeline.path, "--journal", journal.path, "--json"], environment: env)
+            #expect(again.status == 0)
+            let rows = try assets(again)
+            #expect(rows.count == try assets(first).count)
+            #expect(rows.allSatisfy { $0["status"] == "unchanged" && $0["result"] != .null })
+            #expect(again.stderr.contains("\(rows.count) unchanged"))
+            #expect(try await cloudflare.server.log().count + s3.server.log().count == requests, "a finished import sent requests again")
+            #expect(integrity(journal) == "ok")
+
+            // Without the journal: R2 objects are found by their sha256, images by their content-derived id.
+            let bare = cli.run(["run", course.path, "--pipeline", pipeline.path, "--no-journal", "--json"], environment: env)
+            #expect(bare.status == 0)
+            let r2AndImages = try assets(bare).filter { $0["sink"] == "r2" || $0["sink"] == "cloudflare-images" }
+            #expect(!r2AndImages.isEmpty && r2AndImages.allSatisfy { $0["result"]?["existing"] == true })
+        }
+    }
+
+    @Test("a file changed since it was journaled is imported again")
+    func changedFileIsImportedAgain() async throws {
+        let s3 = try S3Fake()
+        try await TestFiles.withTemporaryDirectory { dir in
+            let folder = dir.appendingPathComponent("in")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            try Data("first text\n".utf8).write(to: folder.appendingPathComponent("notes.txt"))
+            try Data("other\n".utf8).write(to: folder.appendingPathComponent("more.txt"))
+            let journal = dir.appendingPathComponent("j.db"), pipeline = try upload.pipeline(in: dir)
+            let args = ["run", folder.path, "--pipeline", pipeline.path, "--journal", journal.path, "--json"]
+            #expect(cli.run(args, environment: s3.environment).status == 0)
+            try Data("second, longer text\n".utf8).write(to: folder.appendingPathComponent("notes.txt"))
+            let again = cli.run(args, environment: s3.environment)
+            let rows = try assets(again)
+            #expect(rows.first { string($0["source"])?.hasSuffix("notes.txt") == true }?["status"] == "uploaded")
+            #expect(rows.first { string($0["source"])?.hasSuffix("more.txt") == true }?["status"] == "unchanged")
+        }
+    }
+
+    @Test("G1: killed after part 2 of 4 of a multipart upload, the rerun sends only the missing parts")
+    func multipartResumesFromItsParts() async throws {
+        let s3 = try S3Fake()
+        try await TestFiles.withTemporaryDirectory { dir in
+            let folder = dir.appendingPathComponent("in")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            try bigPDF(folder.appendingPathComponent("big.pdf"), bytes: 16 * 1024 * 1024 + 12_345)
+            var text = try String(contentsOf: try upload.pipeline(in: dir), encoding: .utf8)
+            text = text.replacingOccurrences(of: #""keyTemplate": "{purposePrefix}{sha256}{ext}""#,
+                                             with: #""keyTemplate": "{purposePrefix}{sha256}{ext}", "multipartThreshold": "6MB", "partSize": "5MiB""#)
+            let pipeline = dir.appendingPathComponent("multipart.json")
+            try text.write(to: pipeline, atomically: true, encoding: .utf8)
+            let journal = dir.appendingPathComponent("j.db")
+            let args = ["run", folder.path, "--pipeline", pipeline.path, "--journal", journal.path, "--json", "--uploads", "1"]
+            var env = s3.environment
+            env["MEDIA_PIPELINE_CRASH_AT"] = "after_part_uploaded:2"
+            let crashed = cli.run(args, environment: env)
+            #expect(crashed.status == SIGKILL, "expected the crash point to kill the run: \(crashed.stderr)")
+            let before = try await s3.server.log()
+            let partsBefore = before.filter { $0["method"] == "PUT" && string($0["query"])?.contains("partNumber") == true }.count
+            #expect(partsBefore >= 2)
+            #expect(integrity(journal) == "ok")
+
+            let resumed = cli.run(args, environment: s3.environment)
+            #expect(resumed.status == 0, "stderr: \(resumed.stderr)")
+            let after = try await s3.server.log().dropFirst(before.count)
+            let partsAfter = after.filter { $0["method"] == "PUT" && string($0["query"])?.contains("partNumber") == true }
+            // Four parts in all; the two confirmed before the crash are not sent again.
+            #expect(partsAfter.count <= 2, "re-sent \(partsAfter.count) parts")
+            #expect(!partsAfter.contains { string($0["query"])?.contains("partNumber=1&") == true || string($0["query"])?.contains("partNumber=2&") == true })
+            #expect(after.contains { $0["method"] == "GET" && string($0["query"])?.contains("uploadId") == true }, "no ListParts")
+            let row = try #require(try assets(resumed).first)
+            #expect(row["status"] == "uploaded")
+            let key = try #require(string(row["result"]?["key"]))
+            #expect(string(try await s3.objects()[key]?["sha256"]) == string(row["sha256"]))
+            #expect(try await s3.server.control("/__fake/multipart") == .array([]), "a multipart upload was left open")
+            #expect(integrity(journal) == "ok")
+        }
+    }
+
+    @Test("G3: killed after the provider committed but before the journal recorded it, the rerun reconciles without duplicates")
+    func commitBeforeJournalIsReconciled() async throws {
+        let cloudflare = try CloudflareFake()
+        let s3 = try S3Fake()
+        try await TestFiles.withTemporaryDirectory { dir in
+            let env = cloudflare.environment.merging(s3.environment) { a, _ in a }
+            let course = try cleanCourse(in: dir), pipeline = try upload.pipeline(in: dir)
+            let journal = dir.appendingPathComponent("j.db")
+            let args = ["run", course.path, "--pipeline", pipeline.path, "--journal", journal.path, "--json", "--uploads", "1", "--concurrency", "1"]
+            for point in 1...3 {
+                var crashEnv = env
+                crashEnv["MEDIA_PIPELINE_CRASH_AT"] = "after_remote_commit_before_journal:\(point)"
+                let crashed = cli.run(args, environment: crashEnv)
+                #expect(crashed.status == SIGKILL)
+                #expect(integrity(journal) == "ok")
+            }
+            let final = cli.run(args, environment: env)
+            #expect(final.status == 0, "stderr: \(final.stderr)")
+            let rows = try assets(final)
+            #expect(rows.allSatisfy { $0["status"] == "uploaded" || $0["status"] == "unchanged" })
+            // Exactly one remote copy per file.
+            let images = rows.filter { $0["sink"] == "cloudflare-images" }.count
+            let objects = rows.filter { $0["sink"] == "r2" }.compactMap { string($0["result"]?["key"]) }
+            let videos = rows.filter { $0["sink"] == "stream" }.count
+            #expect(try await cloudflare.state()["images"]?.objectPairsCount == images)
+            #expect(try await cloudflare.state()["videos"]?.objectPairsCount == videos)
+            guard case let .object(stored) = try await s3.objects() else { Issue.record("no object listing"); return }
+            #expect(Set(stored.map(\.key)) == Set(objects))
+        }
+    }
+}
