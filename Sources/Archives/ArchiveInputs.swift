@@ -5,7 +5,9 @@ public import MediaPipeline
 /// the work folder only when the runner is ready for it, and named `course.zip!/path/in/archive`.
 public struct ArchiveInputs: InputSequence {
     private let path: String
+    private let parentFolder: URL
     private let workFolder: URL
+    private let limits: ArchiveLimits
     private var reader: ArchiveReader?
     private var failure: Reason?
     private var current: InputFile?
@@ -14,6 +16,8 @@ public struct ArchiveInputs: InputSequence {
     /// Entries are extracted into a new folder of their own under `workFolder`.
     public init(path: String, workFolder: URL, limits: ArchiveLimits) {
         self.path = path
+        self.parentFolder = workFolder
+        self.limits = limits
         self.workFolder = workFolder.appendingPathComponent("archive-\(UUID().uuidString.prefix(8).lowercased())")
         do {
             try FileManager.default.createDirectory(at: self.workFolder, withIntermediateDirectories: false,
@@ -54,6 +58,10 @@ public struct ArchiveInputs: InputSequence {
             self.reader = nil
             return .rejected(source: "\(path)!/…", reason: error as? Reason ?? Reason(.archiveCorrupt, "\(error)"))
         }
+    }
+
+    public func reopened() -> (any InputSequence)? {
+        ArchiveInputs(path: path, workFolder: parentFolder, limits: limits)
     }
 
     public mutating func materialize() throws -> InputFile {

@@ -49,9 +49,12 @@ public struct ImagesClient: Sendable {
 
     /// Uploads and returns the manifest's result. A retried upload never makes a second image:
     /// a public image's id is derived from its content, and "already exists" is checked against it;
-    /// a signed image's id is reserved first (`reserved` hears it before any bytes go).
-    public func upload(_ upload: Upload, retries: RetryCount? = nil,
-                       reserved: (String) -> Void = { _ in }) async throws(SinkError) -> JSONValue {
+    /// a signed image's id is reserved first (`reserved` hears it before any bytes go, so a journal
+    /// can save it). `resume` is the id an interrupted run reserved: when that image is there (no
+    /// longer a draft) it is the result; a draft is deleted and replaced by a new reservation,
+    /// since its one-time upload URL was not kept.
+    public func upload(_ upload: Upload, retries: RetryCount? = nil, resume: String? = nil,
+                       reserved: (String) async throws(SinkError) -> Void = { _ in }) async throws(SinkError) -> JSONValue {
         if let id = upload.id, !upload.requireSignedURLs {
             var form = FormData()
             form.field("id", id)
@@ -61,6 +64,10 @@ public struct ImagesClient: Sendable {
             let answer = try await api.send(api.request("POST", "\(base)/v1", headers: [("Content-Type", form.contentType)], body: form.body),
                                             retries: retries)
             return try await finish(answer, id: id, upload: upload)
+        }
+        if let resume, let existing = try await image(id: resume) {
+            if existing["draft"] != .bool(true) { return Self.report(existing, bytes: upload.bytes).adding("existing", true) }
+            _ = try? await delete(id: resume)
         }
         // Signed: reserve an id through a direct upload, then send the file to its one-time URL.
         var reserve = FormData()
@@ -72,7 +79,7 @@ public struct ImagesClient: Sendable {
             throw answer.status >= 400 && answer.status < 500 ? answer.rejection
                 : SinkError(.failed, .providerUnavailable, "Images gave no upload URL: \(answer.summary)")
         }
-        reserved(id)
+        try await reserved(id)
         var form = FormData()
         form.file("file", filename: upload.filename, contentType: upload.mime, path: upload.path, length: upload.bytes)
         // The one-time URL carries its own authority: the token is not sent there.

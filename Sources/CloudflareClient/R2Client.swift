@@ -13,6 +13,8 @@ public struct R2Client: Sendable {
     public let bucket: String
     /// Parts uploading at once in one multipart upload.
     public var partsInFlight = 4
+    /// `max-parts` of each ListParts page when a multipart upload is resumed.
+    public var partsPerListPage = 1000
 
     public init(environment: CloudflareEnvironment, http: CurlClient, retrier: Retrier) {
         self.http = http
@@ -141,18 +143,18 @@ public struct R2Client: Sendable {
         return (true, response.header("x-amz-meta-sha256"), response.header("Content-Length").flatMap(Int64.init))
     }
 
-    /// Uploads the object unless an identical one (same `x-amz-meta-sha256`) is already there.
-    /// Returns whether bytes were sent.
-    public func upload(_ object: Object, multipartThreshold: Int64, partSize: Int64,
-                       retries: RetryCount? = nil) async throws(SinkError) -> Bool {
+    /// Uploads the object unless an identical one (same `x-amz-meta-sha256`) is already there;
+    /// a multipart upload an interrupted run saved in `checkpoint` is resumed. Returns whether
+    /// bytes were sent and how many parts of the earlier run were kept.
+    public func upload(_ object: Object, multipartThreshold: Int64, partSize: Int64, retries: RetryCount? = nil,
+                       checkpoint: UploadCheckpoint = .none) async throws(SinkError) -> (sent: Bool, resumedParts: Int) {
         let existing = try await head(key: object.key)
-        if existing.exists, existing.sha256 == object.sha256 { return false }
+        if existing.exists, existing.sha256 == object.sha256 { return (false, 0) }
         if object.bytes <= multipartThreshold {
             try await put(object, retries: retries)
-        } else {
-            try await multipart(object, partSize: partSize, retries: retries)
+            return (true, 0)
         }
-        return true
+        return (true, try await multipart(object, partSize: partSize, retries: retries, checkpoint: checkpoint))
     }
 
     /// One PUT signed with the object's SHA-256 (which R2 checks against the body). The MD5 is
@@ -173,46 +175,119 @@ public struct R2Client: Sendable {
     }
 
     /// A multipart upload: one part size for all, the last part shorter, a few parts in flight,
-    /// each part's ETag checked against its MD5 and the final ETag against the parts'. Any
-    /// failure aborts the upload so no partial object is left.
-    func multipart(_ object: Object, partSize: Int64, retries: RetryCount?) async throws(SinkError) {
-        let created = try await send(request("POST", key: object.key, query: "uploads", headers: object.headers), retries: retries)
-        guard (200..<300).contains(created.status), let uploadID = S3XML.value("UploadId", in: created.body) else {
-            throw Self.rejection(created)
+    /// each part's ETag checked against its MD5 and the final ETag against the parts'.
+    ///
+    /// The upload id is saved in `checkpoint` before the first part goes. An upload saved there
+    /// by an interrupted run (same key and part size) is resumed: its listed parts whose size and
+    /// ETag match our bytes are kept, the others sent. Definitive failures abort the upload so no
+    /// partial object is left; transient ones leave a journaled upload for the rerun to resume.
+    /// Returns the number of parts kept.
+    func multipart(_ object: Object, partSize: Int64, retries: RetryCount?,
+                   checkpoint: UploadCheckpoint = .none) async throws(SinkError) -> Int {
+        var resumed: (uploadID: String, parts: [Int: ListedPart])?
+        if let saved = checkpoint.saved, case let .string(id)? = saved["uploadId"], case let .string(key)? = saved["key"] {
+            if key == object.key, saved["partSize"] == .int(partSize) {
+                // nil: R2 no longer knows it (completed, aborted or expired), so a new one starts.
+                resumed = try await listParts(key: key, uploadID: id, retries: retries).map { (id, $0) }
+            } else {
+                // Cut another way (the pipeline changed): it can never complete, so it is let go.
+                _ = try? await send(request("DELETE", key: key, query: "uploadId=\(id.encodedQueryValue)"))
+            }
         }
+        let uploadID: String
+        if let resumed { uploadID = resumed.uploadID } else { uploadID = try await createMultipart(object, retries: retries) }
         let query = "uploadId=\(uploadID.encodedQueryValue)"
         do {
-            let parts = try await uploadParts(object, uploadID: uploadID, partSize: partSize, retries: retries)
-            try await complete(object, query: query, parts: parts, retries: retries)
+            if resumed == nil {
+                try await checkpoint.save(["uploadId": .string(uploadID), "key": .string(object.key), "partSize": .int(partSize)])
+            }
+            let parts = try await uploadParts(object, uploadID: uploadID, partSize: partSize, listed: resumed?.parts ?? [:],
+                                              retries: retries)
+            try await complete(object, query: query, parts: parts.map { ($0.number, $0.md5) }, retries: retries)
+            return parts.filter(\.kept).count
         } catch {
-            _ = try? await send(request("DELETE", key: object.key, query: query))
+            let transient: Set<ReasonCode> = [.networkError, .timeout, .providerUnavailable, .rateLimited, .interrupted]
+            if checkpoint === UploadCheckpoint.none || error.severity != .failed || !transient.contains(error.reason.code) {
+                _ = try? await send(request("DELETE", key: object.key, query: query))
+            }
             throw error
         }
     }
 
-    /// Part numbers and their MD5s, in order.
-    func uploadParts(_ object: Object, uploadID: String, partSize: Int64,
-                     retries: RetryCount?) async throws(SinkError) -> [(number: Int, md5: [UInt8])] {
+    /// `CreateMultipartUpload` with the object's metadata: the new upload id.
+    package func createMultipart(_ object: Object, retries: RetryCount?) async throws(SinkError) -> String {
+        let created = try await send(request("POST", key: object.key, query: "uploads", headers: object.headers), retries: retries)
+        guard (200..<300).contains(created.status), let uploadID = S3XML.value("UploadId", in: created.body) else {
+            throw Self.rejection(created)
+        }
+        return uploadID
+    }
+
+    /// A part an unfinished multipart upload holds, as ListParts describes it.
+    struct ListedPart: Sendable {
+        var etag: String
+        var size: Int64
+    }
+
+    /// The parts of an unfinished multipart upload, read page by page (`max-parts`,
+    /// `part-number-marker`), or nil when R2 no longer knows the upload (`NoSuchUpload`).
+    func listParts(key: String, uploadID: String, retries: RetryCount?) async throws(SinkError) -> [Int: ListedPart]? {
+        var parts: [Int: ListedPart] = [:]
+        var marker = 0
+        while true {
+            let query = "max-parts=\(partsPerListPage)" + (marker > 0 ? "&part-number-marker=\(marker)" : "")
+                + "&uploadId=\(uploadID.encodedQueryValue)"
+            let response = try await send(request("GET", key: key, query: query), retries: retries)
+            if response.status == 404, S3XML.value("Code", in: response.body) == "NoSuchUpload" { return nil }
+            guard (200..<300).contains(response.status) else { throw Self.rejection(response) }
+            let text = String(decoding: response.body, as: UTF8.self)
+            for part in S3XML.values("Part", in: text) {
+                guard let number = S3XML.values("PartNumber", in: part).first.flatMap({ Int($0) }),
+                      let etag = S3XML.unquoted(S3XML.values("ETag", in: part).first),
+                      let size = S3XML.values("Size", in: part).first.flatMap({ Int64($0) }) else { continue }
+                parts[number] = ListedPart(etag: etag, size: size)
+            }
+            guard S3XML.values("IsTruncated", in: text).first == "true",
+                  let next = S3XML.values("NextPartNumberMarker", in: text).first.flatMap({ Int($0) }), next > marker else {
+                return parts
+            }
+            marker = next
+        }
+    }
+
+    /// Part numbers and their MD5s, in order; `kept` when a part in `listed` (stored by an earlier
+    /// run) has the size and ETag of our bytes, so it was not sent again.
+    func uploadParts(_ object: Object, uploadID: String, partSize: Int64, listed: [Int: ListedPart],
+                     retries: RetryCount?) async throws(SinkError) -> [(number: Int, md5: [UInt8], kept: Bool)] {
         let count = Int((object.bytes + partSize - 1) / partSize)
         let client = self
         do {
-            return try await withThrowingTaskGroup(of: (Int, [UInt8]).self) { group in
-                var results: [(number: Int, md5: [UInt8])] = []
+            return try await withThrowingTaskGroup(of: (number: Int, md5: [UInt8], kept: Bool).self) { group in
+                var results: [(number: Int, md5: [UInt8], kept: Bool)] = []
                 var next = 1
+                var sent = 0
                 func start() {
                     let number = next
                     next += 1
                     group.addTask {
                         let offset = Int64(number - 1) * partSize
                         let length = min(partSize, object.bytes - offset)
+                        if let part = listed[number], part.size == length {
+                            let md5 = try FileDigest.md5(path: object.path, offset: offset, length: length)
+                            if part.etag == Digest.hex(md5) { return (number, md5, true) }
+                        }
                         let md5 = try await client.uploadPart(object, uploadID: uploadID, number: number, offset: offset,
                                                               length: length, retries: retries)
-                        return (number, md5)
+                        return (number, md5, false)
                     }
                 }
                 while next <= min(count, partsInFlight) { start() }
-                while let (number, md5) = try await group.next() {
-                    results.append((number, md5))
+                while let part = try await group.next() {
+                    results.append(part)
+                    if !part.kept {
+                        sent += 1
+                        CrashPoint.reach("after_part_uploaded", number: sent)
+                    }
                     if next <= count { start() }
                 }
                 return results.sorted { $0.number < $1.number }
@@ -224,8 +299,9 @@ public struct R2Client: Sendable {
         }
     }
 
-    func uploadPart(_ object: Object, uploadID: String, number: Int, offset: Int64, length: Int64,
-                    retries: RetryCount?) async throws(SinkError) -> [UInt8] {
+    /// `UploadPart` with Content-MD5, retried until R2's ETag is the part's MD5; returns the MD5.
+    package func uploadPart(_ object: Object, uploadID: String, number: Int, offset: Int64, length: Int64,
+                            retries: RetryCount?) async throws(SinkError) -> [UInt8] {
         // Content-MD5 makes R2 check the part; the payload is left unsigned so each byte is hashed once.
         let md5 = try FileDigest.md5(path: object.path, offset: offset, length: length)
         let query = "partNumber=\(number)&uploadId=\(uploadID.encodedQueryValue)"
@@ -301,14 +377,21 @@ enum FileDigest {
 /// The few values read from S3's XML answers.
 enum S3XML {
     static func value(_ tag: String, in data: Data) -> String? {
-        let text = String(decoding: data.prefix(64 * 1024), as: UTF8.self)
-        guard let open = text.range(of: "<\(tag)>"), let close = text.range(of: "</\(tag)>", range: open.upperBound..<text.endIndex) else {
-            return nil
+        values(tag, in: String(decoding: data.prefix(64 * 1024), as: UTF8.self)).first
+    }
+
+    /// The text of every `<tag>` element in `text`, in order (for nested ones, read further with this).
+    static func values(_ tag: String, in text: String) -> [String] {
+        var found: [String] = []
+        var rest = text[...]
+        while let open = rest.range(of: "<\(tag)>"), let close = rest.range(of: "</\(tag)>", range: open.upperBound..<rest.endIndex) {
+            found.append(String(rest[open.upperBound..<close.lowerBound])
+                .replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&#34;", with: "\"")
+                .replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">")
+                .replacingOccurrences(of: "&apos;", with: "'").replacingOccurrences(of: "&amp;", with: "&"))
+            rest = rest[close.upperBound...]
         }
-        return String(text[open.upperBound..<close.lowerBound])
-            .replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&lt;", with: "<")
-            .replacingOccurrences(of: "&gt;", with: ">").replacingOccurrences(of: "&apos;", with: "'")
-            .replacingOccurrences(of: "&amp;", with: "&")
+        return found
     }
 
     static func isError(_ data: Data) -> Bool {

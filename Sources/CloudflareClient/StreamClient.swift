@@ -37,20 +37,25 @@ public struct StreamClient: Sendable {
     }
 
     /// A tus upload: create, then PATCH chunks, always continuing from the server's offset.
-    /// `created` hears each new upload's uid and URL before any byte is sent.
+    /// `created` hears each new upload's uid and URL before any byte is sent (a journal saves
+    /// them there); `resume` is such an upload of an interrupted run. Returns the uid and the
+    /// offset `resume` went on from (0 when it started afresh).
     public func uploadTus(path: String, bytes: Int64, metadata: [(String, String?)], chunkSize: Int64,
                           resume: (uid: String, url: String)? = nil, retries: RetryCount? = nil,
-                          created: (String, String) -> Void = { _, _ in }) async throws(SinkError) -> String {
+                          created: (String, String) async throws(SinkError) -> Void = { _, _ in })
+        async throws(SinkError) -> (uid: String, resumedFrom: Int64) {
         let size = Self.chunkSize(chunkSize)
         /// Where to go on: the server's offset of `existing`, or a new upload when it is gone.
         func position(of existing: (uid: String, url: String)?) async throws(SinkError) -> ((uid: String, url: String), Int64) {
             if let existing, let known = try await self.offset(of: existing.url, retries: retries) { return (existing, known) }
             let fresh = try await create(bytes: bytes, metadata: metadata, retries: retries)
-            created(fresh.uid, fresh.url)
+            try await created(fresh.uid, fresh.url)
             return (fresh, 0)
         }
         var (upload, offset) = try await position(of: resume)
+        let resumedFrom = upload.url == resume?.url ? offset : 0
         var failures = 0
+        var confirmed = 0
         while offset < bytes {
             let length = Self.chunk(at: offset, of: bytes, size: size)
             let request = tusRequest("PATCH", upload.url, extra: [("Upload-Offset", "\(offset)"),
@@ -75,6 +80,8 @@ public struct StreamClient: Sendable {
                     }
                     offset = next
                     failures = 0
+                    confirmed += 1
+                    CrashPoint.reach("after_chunk_uploaded", number: confirmed)
                 case 409:
                     // Our offset was wrong: the server's counts.
                     try await api.retrier.backOff(&failures, .providerUnavailable, "Stream answered 409 (offset mismatch)", retries: retries)
@@ -91,7 +98,7 @@ public struct StreamClient: Sendable {
                 }
             }
         }
-        return upload.uid
+        return (upload.uid, resumedFrom)
     }
 
     /// `POST /stream` with tus headers: the uid from `stream-media-id`, the upload URL from `Location`.

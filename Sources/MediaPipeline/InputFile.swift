@@ -86,6 +86,13 @@ public protocol InputSequence {
     /// Puts the current input's content on disk and returns the file with its final `url`.
     /// Throws `Reason` when the content cannot be had (an archive entry over a limit).
     mutating func materialize() throws -> InputFile
+    /// The same inputs from the start, for a second pass over entries another worker held
+    /// (nil when the inputs are files already on disk).
+    func reopened() -> (any InputSequence)?
+}
+
+extension InputSequence {
+    public func reopened() -> (any InputSequence)? { nil }
 }
 
 /// One item of an input sequence.

@@ -68,22 +68,45 @@ public struct Runner: Sendable {
         var halt: String?
         await withTaskGroup(of: (InputFile, AssetReport).self) { group in
             // A file a sink defers (its API asked for a longer wait than the run allows) goes once
-            // more to the end of the queue, so other work goes on meanwhile. So does a file another
-            // worker holds: by then it is done, or its worker died and its lease lapsed.
+            // more to the end of the queue, so other work goes on meanwhile.
             var deferred: Set<String> = []
             var later: [InputFile] = []
+            // Files another worker holds: asked for again once the rest is done, when that worker
+            // has finished them or died and let its lease lapse. Files not on disk yet (archive
+            // entries) are found again by reading their archive once more.
+            var waiting: [InputFile] = []
+            var revisit: [Int: Set<String>] = [:]
             var running = 0
-            var busyInARow = 0
             func finish(_ done: AssetReport) {
                 summary.add(done)
                 report(done)
             }
+            /// The next input and whether its file is already on disk.
+            func nextCandidate() async -> (InputCandidate, ready: Bool)? {
+                while true {
+                    if let candidate = feed.next() { return (candidate, false) }
+                    if !later.isEmpty { return (.file(later.removeFirst()), true) }
+                    guard !waiting.isEmpty || !revisit.isEmpty else { return nil }
+                    if options.stop.isPulled || halt != nil {
+                        for input in waiting { finish(AssetReport(source: input.source, bytes: input.bytes, status: .pending,
+                                                                  reason: Reason(.interrupted, halt ?? "held by another worker when the run stopped"))) }
+                        waiting = []
+                        revisit = [:]
+                        return nil
+                    }
+                    // Only files others hold are left: wait for ours to end, then ask again.
+                    if running > 0 { return nil }
+                    try? await Task.sleep(for: .seconds(1))
+                    feed.again(InputList(waiting), revisit)
+                    waiting = []
+                    revisit = [:]
+                }
+            }
             /// Starts the next input that needs work and reports the ones that do not; false when
             /// nothing more can start now.
             func startNext() async -> Bool {
-                while true {
+                while let (candidate, ready) = await nextCandidate() {
                     let stopping = options.stop.isPulled || halt != nil
-                    guard let candidate = feed.next() ?? (later.isEmpty ? nil : .file(later.removeFirst())) else { return false }
                     switch candidate {
                     case let .rejected(source, reason):
                         finish(AssetReport(source: source, status: .rejected, reason: reason))
@@ -92,25 +115,23 @@ public struct Runner: Sendable {
                         if stopping {
                             finish(AssetReport(source: input.source, bytes: input.bytes, status: .pending,
                                                reason: Reason(.interrupted, halt ?? "the run was stopped before this file started")))
+                            if ready, input.temporary { try? FileManager.default.removeItem(at: input.url) }
                             continue
                         }
                         if let journal = options.journal {
                             do {
                                 switch try await journal.claim(input.source, stamp: input.stamp) {
                                 case .claimed:
-                                    busyInARow = 0
+                                    break
                                 case let .done(previous):
-                                    busyInARow = 0
                                     finish(Self.unchanged(input, previous))
+                                    if ready, input.temporary { try? FileManager.default.removeItem(at: input.url) }
                                     continue
                                 case .busy:
-                                    // Another worker has it: come back once the rest is done.
-                                    later.append(input)
-                                    busyInARow += 1
-                                    if feed.finished, busyInARow >= later.count {
-                                        if running > 0 { return false }
-                                        busyInARow = 0
-                                        try? await Task.sleep(for: .seconds(1))
+                                    if input.temporary, !ready {
+                                        revisit[feed.index, default: []].insert(input.source)
+                                    } else {
+                                        waiting.append(input)
                                     }
                                     continue
                                 }
@@ -122,9 +143,9 @@ public struct Runner: Sendable {
                             }
                         }
                         do {
-                            let ready = try feed.materialize()
+                            let file = ready ? input : try feed.materialize()
                             running += 1
-                            group.addTask { (ready, await process(ready, options: options, context: context, pools: pools)) }
+                            group.addTask { (file, await process(file, options: options, context: context, pools: pools)) }
                             return true
                         } catch {
                             var refused = AssetReport(source: input.source, bytes: input.bytes, status: .rejected,
@@ -140,18 +161,18 @@ public struct Runner: Sendable {
                         }
                     }
                 }
+                return false
             }
             for _ in 0..<options.filesInFlight {
                 guard await startNext() else { break }
             }
             for await (input, finished) in group {
                 running -= 1
-                if input.temporary { try? FileManager.default.removeItem(at: input.url) }
-                if finished.deferrable, !options.stop.isPulled, deferred.insert(input.source).inserted {
-                    busyInARow = 0
+                if finished.deferrable, !options.stop.isPulled, halt == nil, deferred.insert(input.source).inserted {
                     logger.log(.info, "\(input.source): \(finished.reason?.detail ?? "deferred"); trying again at the end of the queue")
                     later.append(input)
                 } else {
+                    if input.temporary { try? FileManager.default.removeItem(at: input.url) }
                     await record(finished, input: input, journal: options.journal)
                     finish(finished)
                 }
@@ -353,9 +374,17 @@ public struct Runner: Sendable {
 /// Reads inputs from several sequences in turn.
 private struct Feed {
     var sequences: [any InputSequence]
+    /// The sequence being read.
     var index = 0
 
-    var finished: Bool { index >= sequences.count }
+    /// Adds a second pass over some inputs: `files` on disk, and the named sources of sequences
+    /// that can be read again.
+    mutating func again(_ files: InputList, _ sources: [Int: Set<String>]) {
+        sequences.append(files)
+        for (index, names) in sources.sorted(by: { $0.key < $1.key }) {
+            if let reopened = sequences[index].reopened() { sequences.append(OnlySources(base: reopened, sources: names)) }
+        }
+    }
 
     mutating func next() -> InputCandidate? {
         while index < sequences.count {
@@ -366,6 +395,24 @@ private struct Feed {
     }
 
     mutating func materialize() throws -> InputFile { try sequences[index].materialize() }
+}
+
+/// The inputs of a sequence whose source is in a set.
+private struct OnlySources: InputSequence {
+    var base: any InputSequence
+    let sources: Set<String>
+
+    var count: Int? { nil }
+    var bytes: Int64? { nil }
+
+    mutating func next() -> InputCandidate? {
+        while let candidate = base.next() {
+            if case let .file(input) = candidate, sources.contains(input.source) { return candidate }
+        }
+        return nil
+    }
+
+    mutating func materialize() throws -> InputFile { try base.materialize() }
 }
 
 /// Lets one task at a time work under a key; others with the same key wait their turn.

@@ -31,7 +31,8 @@ enum JournalChoice {
             }
         }
         do {
-            return .success(try SQLiteJournal(path: chosen, worker: worker))
+            // One machine, one run at a time: a run that died leaves claims its rerun takes over at once.
+            return .success(try SQLiteJournal(path: chosen, worker: "local"))
         } catch {
             return .failure(Problem(message: "cannot use the journal \(chosen): \(error)", usage: false))
         }

@@ -77,6 +77,61 @@ struct ImagesTests {
         #expect(log.contains { $0["path"]?.string?.hasSuffix("/images/v2/direct_upload") == true })
     }
 
+    @Test("G3: a signed image whose saved reserved id is there (not a draft) is done: one GET, no upload")
+    func aSavedSignedImageThatIsThereIsDone() async throws {
+        let fake = try CloudflareFake()
+        let images = ImagesClient(api: fake.api())
+        let file = try TestFiles.fixture("small.png")
+        let checkpoints = Checkpoints()
+        let first = checkpoints.checkpoint()
+        let uploaded = try await images.upload(try upload(file, id: nil, signed: true)) { id throws(SinkError) in
+            try await first.save(["id": .string(id)])
+        }
+        let saved = try #require(checkpoints.saved.first?["id"]?.string)
+        #expect(uploaded["id"] == .string(saved))
+        let before = try await fake.server.log().count
+
+        let result = try await images.upload(try upload(file, id: nil, signed: true), resume: saved) { _ throws(SinkError) in
+            Issue.record("nothing should be reserved")
+        }
+        #expect(result["id"] == .string(saved))
+        #expect(result["existing"] == true)
+        #expect(result["variants"] == uploaded["variants"])
+        let later = Array(try await fake.server.log().dropFirst(before))
+        #expect(later.map { $0["method"]?.string ?? "" } == ["GET"])
+        #expect(try await fake.state()["images"]?.objectPairs.count == 1)
+    }
+
+    @Test("G3: a saved id that is still a draft (its one-time URL is lost) is deleted, and a new id reserved, saved and filled")
+    func aSavedDraftIsReplaced() async throws {
+        let fake = try CloudflareFake()
+        // The first run reserves an id, then its upload to the one-time URL is refused.
+        try await fake.server.faults([["method": "POST", "path": "^/upload/", "actions": [["status": 400]]]])
+        let images = ImagesClient(api: fake.api())
+        let file = try TestFiles.fixture("small.png")
+        let checkpoints = Checkpoints()
+        let first = checkpoints.checkpoint()
+        await #expect(throws: SinkError.self) {
+            _ = try await images.upload(try upload(file, id: nil, signed: true)) { id throws(SinkError) in
+                try await first.save(["id": .string(id)])
+            }
+        }
+        let draft = try #require(checkpoints.saved.first?["id"]?.string)
+        #expect(try await fake.state()["images"]?[draft]?["draft"] == true)
+
+        let second = checkpoints.checkpoint(["id": .string(draft)])
+        let result = try await images.upload(try upload(file, id: nil, signed: true), resume: draft) { id throws(SinkError) in
+            try await second.save(["id": .string(id)])
+        }
+        let id = try #require(result["id"]?.string)
+        #expect(id != draft)
+        #expect(checkpoints.saved.compactMap { $0["id"]?.string } == [draft, id])
+        let stored = try #require(try await fake.state()["images"])
+        #expect(stored.objectPairs.map(\.key) == [id])
+        #expect(stored[id]?["draft"] == false)
+        #expect(stored[id]?["sha256"] == .string(try sha256(of: file)))
+    }
+
     @Test("provider refusals are permanent: rejected, provider_rejected, not retried")
     func refusalsAreNotRetried() async throws {
         let fake = try CloudflareFake()

@@ -249,6 +249,136 @@ struct R2Tests {
         }
     }
 
+    // MARK: Resume (G1)
+
+    @Test("G1: a rerun lists the parts an interrupted upload left (every page), sends only the missing one and completes",
+          arguments: zip([1000, 1], [1, 2]))
+    func aRerunSendsOnlyTheMissingParts(pageSize: Int, pages: Int) async throws {
+        let harness = try await Harness()
+        try await TestFiles.withTemporaryDirectory { dir in
+            let file = try noiseFile(12 * Self.mib + 12_345, in: dir)
+            let object = try harness.object(file, key: harness.key("g1/resume.bin"))
+            var r2 = harness.client()
+            // The interrupted run: the upload created and saved, parts 1 and 2 sent, then the process is gone.
+            let uploadID = try await r2.createMultipart(object, retries: nil)
+            for number in [1, 2] { try await sendPart(r2, object, uploadID, number) }
+            let saved: JSONValue = ["uploadId": .string(uploadID), "key": .string(object.key), "partSize": .int(Self.partSize)]
+            let before = try await harness.log().count
+
+            r2.partsPerListPage = pageSize
+            let checkpoints = Checkpoints()
+            let outcome = try await r2.upload(object, multipartThreshold: Self.threshold, partSize: Int64(Self.partSize),
+                                              checkpoint: checkpoints.checkpoint(saved))
+            #expect(outcome.sent)
+            #expect(outcome.resumedParts == 2)
+            #expect(checkpoints.saved.isEmpty)
+            let log = Array(try await harness.log().dropFirst(before))
+            let lists = log.filter { $0.method == "GET" }
+            #expect(lists.count == pages)
+            #expect(lists.allSatisfy { $0.query.contains("max-parts=\(pageSize)") && $0.query.contains("uploadId=") && $0.status == 200 })
+            #expect(lists.dropFirst().allSatisfy { $0.query.contains("part-number-marker=") })
+            #expect(log.filter { $0.partNumber != nil }.map(\.partNumber) == [3])
+            #expect(log.filter(\.isComplete).map(\.status) == [200])
+            #expect(!log.contains { $0.isCreate })
+            #expect(!log.contains { $0.method == "DELETE" })
+            try await expectStored(harness, object.key, is: file)
+            #expect(try await harness.stored(object.key)?["etag"]?.string == "\"\(try PartFacts(file, partSize: Self.partSize).etag)\"")
+            #expect(try await harness.openUploads().isEmpty)
+            expectOnlyWhatR2Implements(log)
+        }
+    }
+
+    @Test("G1: a saved upload id R2 no longer knows (NoSuchUpload) starts a new upload, saved before its first part")
+    func aForgottenUploadStartsAfresh() async throws {
+        let harness = try await Harness()
+        try await TestFiles.withTemporaryDirectory { dir in
+            let file = try noiseFile(11 * Self.mib, in: dir)
+            let object = try harness.object(file, key: harness.key("g1/forgotten.bin"))
+            let saved: JSONValue = ["uploadId": "no-such-upload", "key": .string(object.key), "partSize": .int(Self.partSize)]
+            let fake = harness.fake
+            let checkpoints = Checkpoints { _ in
+                // Saved before the first part goes.
+                let log = try await fake.server.log()
+                #expect(log.allSatisfy { Request(entry: $0).partNumber == nil })
+            }
+            let outcome = try await harness.client().upload(object, multipartThreshold: Self.threshold, partSize: Int64(Self.partSize),
+                                                            checkpoint: checkpoints.checkpoint(saved))
+            #expect(outcome.sent && outcome.resumedParts == 0)
+            let log = try await harness.log()
+            #expect(log.filter { $0.method == "GET" }.map(\.status) == [404])
+            #expect(log.filter(\.isCreate).count == 1)
+            #expect(log.filter { $0.partNumber != nil }.map(\.partNumber).sorted { $0! < $1! } == [1, 2, 3])
+            let new = try #require(checkpoints.saved.first)
+            #expect(checkpoints.saved.count == 1)
+            #expect(new["uploadId"]?.string?.isEmpty == false && new["uploadId"] != "no-such-upload")
+            #expect(new["key"] == .string(object.key))
+            #expect(new["partSize"] == .int(Self.partSize))
+            try await expectStored(harness, object.key, is: file)
+            #expect(try await harness.openUploads().isEmpty)
+        }
+    }
+
+    @Test("G1: a listed part whose ETag is not the MD5 of our bytes is sent again; the matching one is kept")
+    func aListedPartWithOtherBytesIsSentAgain() async throws {
+        let harness = try await Harness()
+        try await TestFiles.withTemporaryDirectory { dir in
+            let file = try noiseFile(11 * Self.mib, in: dir)
+            let other = try noiseFile(11 * Self.mib, seed: 5, in: dir, name: "other.bin")
+            let key = harness.key("g1/other part.bin")
+            let object = try harness.object(file, key: key)
+            let r2 = harness.client()
+            let uploadID = try await r2.createMultipart(object, retries: nil)
+            // Part 1 holds other bytes of the right size; part 2 is ours.
+            try await sendPart(r2, try harness.object(other, key: key), uploadID, 1)
+            try await sendPart(r2, object, uploadID, 2)
+            let saved: JSONValue = ["uploadId": .string(uploadID), "key": .string(key), "partSize": .int(Self.partSize)]
+            let before = try await harness.log().count
+
+            let outcome = try await r2.upload(object, multipartThreshold: Self.threshold, partSize: Int64(Self.partSize),
+                                              checkpoint: Checkpoints().checkpoint(saved))
+            #expect(outcome.resumedParts == 1)
+            let log = Array(try await harness.log().dropFirst(before))
+            #expect(log.filter { $0.partNumber != nil }.map(\.partNumber).sorted { $0! < $1! } == [1, 3])
+            #expect(log.filter(\.isComplete).map(\.status) == [200])
+            try await expectStored(harness, key, is: file)
+            #expect(try await harness.stored(key)?["etag"]?.string == "\"\(try PartFacts(file, partSize: Self.partSize).etag)\"")
+        }
+    }
+
+    @Test("G1: transient trouble after every retry leaves a journaled upload open; the rerun resumes it")
+    func aTransientFailureLeavesTheJournaledUploadForTheRerun() async throws {
+        let harness = try await Harness()
+        try await harness.faults([["method": "PUT", "query": "^partNumber=3&", "actions": .array(Array(repeating: ["status": 503], count: 5))]])
+        try await TestFiles.withTemporaryDirectory { dir in
+            let file = try noiseFile(11 * Self.mib, in: dir)
+            let object = try harness.object(file, key: harness.key("g1/transient.bin"))
+            var r2 = harness.client()
+            r2.partsInFlight = 1
+            let checkpoints = Checkpoints()
+            do {
+                _ = try await r2.upload(object, multipartThreshold: Self.threshold, partSize: Int64(Self.partSize),
+                                        checkpoint: checkpoints.checkpoint())
+                Issue.record("part 3 should have failed")
+            } catch let error as SinkError {
+                #expect(error.severity == .failed)
+            }
+            #expect(!(try await harness.log()).contains { $0.method == "DELETE" })
+            let open = try await harness.openUploads()
+            #expect(open.count == 1)
+            let saved = try #require(checkpoints.saved.first)
+            #expect(checkpoints.saved.count == 1)
+            #expect(saved["uploadId"] == open.first?["uploadId"])
+
+            let before = try await harness.log().count
+            let outcome = try await r2.upload(object, multipartThreshold: Self.threshold, partSize: Int64(Self.partSize),
+                                              checkpoint: checkpoints.checkpoint(saved))
+            #expect(outcome.resumedParts == 2)
+            #expect(Array(try await harness.log().dropFirst(before)).filter { $0.partNumber != nil }.map(\.partNumber) == [3])
+            try await expectStored(harness, object.key, is: file)
+            #expect(try await harness.openUploads().isEmpty)
+        }
+    }
+
     // MARK: Integrity (F9)
 
     @Test("F9: part 2's ETag is wrong twice: integrity_mismatch, the upload aborted, no object")
@@ -428,11 +558,15 @@ extension R2Tests {
 
         func upload(_ file: URL, key: String, contentType: String = "application/octet-stream",
                     disposition: String? = nil, retries: RetryCount? = nil, via r2: R2Client? = nil) async throws -> Bool {
-            let bytes = Int64(try Data(contentsOf: file).count)
-            let object = R2Client.Object(key: key, path: file.path, bytes: bytes, contentType: contentType,
-                                         contentDisposition: disposition, sha256: try sha256(of: file))
-            return try await (r2 ?? client()).upload(object, multipartThreshold: R2Tests.threshold,
-                                                     partSize: Int64(R2Tests.partSize), retries: retries)
+            try await (r2 ?? client()).upload(object(file, key: key, contentType: contentType, disposition: disposition),
+                                              multipartThreshold: R2Tests.threshold, partSize: Int64(R2Tests.partSize),
+                                              retries: retries).sent
+        }
+
+        func object(_ file: URL, key: String, contentType: String = "application/octet-stream",
+                    disposition: String? = nil) throws -> R2Client.Object {
+            R2Client.Object(key: key, path: file.path, bytes: Int64(try Data(contentsOf: file).count), contentType: contentType,
+                            contentDisposition: disposition, sha256: try sha256(of: file))
         }
 
         func faults(_ rules: [JSONValue]) async throws { try await fake.server.faults(rules) }
@@ -489,6 +623,13 @@ extension R2Tests {
         }
         var isComplete: Bool { method == "POST" && query.hasPrefix("uploadId=") }
         var isCreate: Bool { method == "POST" && query == "uploads" }
+    }
+
+    /// Sends part `number` of `object` (cut into `partSize` parts) to an open multipart upload.
+    func sendPart(_ r2: R2Client, _ object: R2Client.Object, _ uploadID: String, _ number: Int) async throws {
+        let offset = Int64((number - 1) * Self.partSize)
+        _ = try await r2.uploadPart(object, uploadID: uploadID, number: number, offset: offset,
+                                    length: min(Int64(Self.partSize), object.bytes - offset), retries: nil)
     }
 
     /// Part sizes, part MD5s and the multipart ETag of `file` cut into `partSize` parts, computed by

@@ -20,15 +20,16 @@ struct StreamTests {
     /// What one `uploadTus` call returned and what its `created` callback heard.
     struct Tus {
         var uid: String
+        var resumedFrom: Int64
         var created: [(uid: String, url: String)]
     }
 
     func tus(_ stream: StreamClient, _ file: URL, resume: (uid: String, url: String)? = nil,
              retries: RetryCount? = nil) async throws -> Tus {
         var created: [(uid: String, url: String)] = []
-        let uid = try await stream.uploadTus(path: file.path, bytes: Int64(Self.length), metadata: [("name", file.lastPathComponent)],
-                                             chunkSize: Self.chunk, resume: resume, retries: retries) { created.append(($0, $1)) }
-        return Tus(uid: uid, created: created)
+        let upload = try await stream.uploadTus(path: file.path, bytes: Int64(Self.length), metadata: [("name", file.lastPathComponent)],
+                                                chunkSize: Self.chunk, resume: resume, retries: retries) { created.append(($0, $1)) }
+        return Tus(uid: upload.uid, resumedFrom: upload.resumedFrom, created: created)
     }
 
     /// The video as the fake holds it, checked: every byte arrived, the digest is the file's, no chunk was refused.
@@ -251,11 +252,58 @@ struct StreamTests {
 
             let upload = try await tus(StreamClient(api: fake.api()), file, resume: journal)
             #expect(upload.uid == journal.uid)
+            #expect(upload.resumedFrom == Self.chunk + kept)
             #expect(upload.created.isEmpty)
             try await expectComplete(fake, upload.uid, file)
             let later = Array(try await fake.server.log().dropFirst(before))
             #expect(later.map { $0["method"]?.string ?? "" } == ["HEAD", "PATCH", "PATCH"])
             #expect(later.filter(\.isPatch).map(\.uploadOffset) == [Self.chunk + kept, 2 * Self.chunk + kept])
+            #expect(try await videoCount(fake) == 1)
+        }
+    }
+
+    @Test("G2: the uid and URL are saved before any PATCH; a rerun from the saved checkpoint sends only the rest")
+    func aRerunFromTheCheckpointSendsOnlyTheRest() async throws {
+        let fake = try CloudflareFake()
+        // The first run dies 1,000,000 bytes into its second chunk (about 48 %); the server keeps them.
+        let kept: Int64 = 1_000_000
+        try await fake.server.faults([["method": "PATCH", "path": "/stream/tus/", "actions": [Self.pass, ["reset_after_bytes": .int(kept)]]]])
+        try await TestFiles.withTemporaryDirectory { dir in
+            let file = try noiseFile(Self.length, in: dir)
+            let checkpoints = Checkpoints { _ in
+                let log = try await fake.server.log()
+                #expect(log.allSatisfy { !$0.isPatch })
+            }
+            /// One run as the Stream sink makes it: resume what `checkpoint` holds, save each new upload.
+            func run(_ stream: StreamClient, _ checkpoint: UploadCheckpoint) async throws(SinkError) -> (uid: String, resumedFrom: Int64) {
+                var resume: (uid: String, url: String)?
+                if let uid = checkpoint.saved?["uid"]?.string, let url = checkpoint.saved?["url"]?.string { resume = (uid, url) }
+                return try await stream.uploadTus(path: file.path, bytes: Int64(Self.length), metadata: [("name", "a.mp4")],
+                                                  chunkSize: Self.chunk, resume: resume) { uid, url throws(SinkError) in
+                    try await checkpoint.save(["uid": .string(uid), "url": .string(url)])
+                }
+            }
+            do {
+                _ = try await run(StreamClient(api: fake.api(attempts: 1)), checkpoints.checkpoint())
+                Issue.record("the first run should have been cut off")
+            } catch let error as SinkError {
+                #expect(error.severity == .failed)
+            }
+            let saved = try #require(checkpoints.saved.first)
+            #expect(checkpoints.saved.count == 1)
+            let before = try await fake.server.log().count
+
+            let upload = try await run(StreamClient(api: fake.api()), checkpoints.checkpoint(saved))
+            #expect(upload.uid == saved["uid"]?.string)
+            #expect(upload.resumedFrom == Self.chunk + kept)
+            #expect(checkpoints.saved.count == 1)
+            try await expectComplete(fake, upload.uid, file)
+            let later = Array(try await fake.server.log().dropFirst(before))
+            #expect(later.first?["method"] == "HEAD")
+            let remainder = Int64(Self.length) - upload.resumedFrom
+            let sent = later.filter(\.isPatch).map(\.bytesIn).reduce(0, +)
+            #expect(sent == remainder)
+            #expect(sent <= remainder + Self.chunk)
             #expect(try await videoCount(fake) == 1)
         }
     }
@@ -270,6 +318,7 @@ struct StreamTests {
             let upload = try await tus(stream, file, resume: ("0123456789abcdef0123456789abcdef", gone))
             #expect(upload.created.map(\.uid) == [upload.uid])
             #expect(upload.uid != "0123456789abcdef0123456789abcdef")
+            #expect(upload.resumedFrom == 0)
             try await expectComplete(fake, upload.uid, file)
             let log = try await fake.server.log()
             #expect(log.first?["method"] == "HEAD")

@@ -57,3 +57,24 @@ extension JSONValue {
     var array: [JSONValue] { if case let .array(items) = self { items } else { [] } }
     var objectPairs: [(key: String, value: JSONValue)] { if case let .object(pairs) = self { pairs } else { [] } }
 }
+
+/// Upload checkpoints kept in memory, as a journal would keep them: what every save stored, in order.
+final class Checkpoints: Sendable {
+    private let saves = Mutex<[JSONValue]>([])
+    /// Runs at each save, before it is noted (to look at what a fake has seen by then).
+    private let probe: @Sendable (JSONValue) async throws -> Void
+
+    init(probe: @escaping @Sendable (JSONValue) async throws -> Void = { _ in }) {
+        self.probe = probe
+    }
+
+    var saved: [JSONValue] { saves.withLock { $0 } }
+
+    /// A checkpoint as the runner hands one to a sink: `saved` from an earlier run, new saves noted here.
+    func checkpoint(_ saved: JSONValue? = nil) -> UploadCheckpoint {
+        UploadCheckpoint(saved: saved) { [self] value in
+            try await probe(value)
+            saves.withLock { $0.append(value) }
+        }
+    }
+}

@@ -62,10 +62,18 @@ public struct CloudflareImagesStage: Sink {
         let retries = RetryCount()
         var id: String?
         if case let .string(planned)? = JSONValue.object(plan.details)["id"] { id = planned }
+        // A signed image's id is saved when reserved; a public one's comes from its content.
+        let checkpoint = asset.checkpoint
+        var previous: String?
+        if id == nil, case let .string(saved)? = checkpoint.saved?["id"] { previous = saved }
         var result = try await client.upload(
             .init(path: file.url.path, bytes: file.bytes, mime: file.mime, filename: (asset.relativePath as NSString).lastPathComponent,
                   sha256: try asset.uploadSHA256(), source: asset.source, id: id, requireSignedURLs: requireSignedURLs),
-            retries: retries, reserved: { asset.note("reserved Images id \($0)") })
+            retries: retries, resume: previous) { [previous] reserved throws(SinkError) in
+            try await checkpoint.save(["id": .string(reserved)])
+            asset.note(previous.map { "reserved Images id \(reserved) in place of \($0), which an interrupted run reserved but never filled" }
+                ?? "reserved Images id \(reserved)")
+        }
         if retries.value > 0 { result = result.adding("retries", .int(retries.value)) }
         return result
     }

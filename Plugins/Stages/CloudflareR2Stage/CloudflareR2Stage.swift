@@ -82,11 +82,12 @@ public struct CloudflareR2Stage: Sink {
         let retries = RetryCount()
         let sent = try await client.upload(
             .init(key: key, path: plan.path, bytes: plan.bytes, contentType: plan.contentType, contentDisposition: disposition, sha256: sha256),
-            multipartThreshold: multipartThreshold, partSize: part, retries: retries)
+            multipartThreshold: multipartThreshold, partSize: part, retries: retries, checkpoint: asset.checkpoint)
         var result: [(key: String, value: JSONValue)] = [("key", .string(key))]
         if let url = details["url"] { result.append(("url", url)) }
         result.append(("bytes", .int(plan.bytes)))
-        if !sent { result.append(("existing", true)) }
+        if !sent.sent { result.append(("existing", true)) }
+        if sent.resumedParts > 0 { result.append(("resumedParts", .int(sent.resumedParts))) }
         if retries.value > 0 { result.append(("retries", .int(retries.value))) }
         return .object(result)
     }

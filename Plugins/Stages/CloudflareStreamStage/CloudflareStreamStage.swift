@@ -65,6 +65,7 @@ public struct CloudflareStreamStage: Sink {
         let retries = RetryCount()
         var uid: String
         var video: JSONValue?
+        var resumedFrom: Int64 = 0
         if details["protocol"] == .string("basic") {
             video = try await client.uploadBasic(path: plan.path, bytes: plan.bytes, filename: name,
                                                  mime: details["fileType"].flatMap { if case let .string(s) = $0 { s } else { nil } } ?? "video/mp4",
@@ -75,12 +76,20 @@ public struct CloudflareStreamStage: Sink {
             var metadata: [(String, String?)] = [("name", name)]
             if case let .string(sha)? = details["sha256"] { metadata.append(("sha256", sha)) }
             if requireSignedURLs { metadata.append(("requiresignedurls", nil)) }
-            uid = try await client.uploadTus(path: plan.path, bytes: plan.bytes, metadata: metadata, chunkSize: chunkSize,
-                                             retries: retries, created: { uid, _ in asset.note("tus upload \(uid) created") })
+            // The upload an interrupted run saved is taken up where the server has it.
+            let checkpoint = asset.checkpoint
+            var resume: (uid: String, url: String)?
+            if case let .string(id)? = checkpoint.saved?["uid"], case let .string(url)? = checkpoint.saved?["url"] { resume = (id, url) }
+            (uid, resumedFrom) = try await client.uploadTus(path: plan.path, bytes: plan.bytes, metadata: metadata, chunkSize: chunkSize,
+                                                            resume: resume, retries: retries) { uid, url throws(SinkError) in
+                try await checkpoint.save(["uid": .string(uid), "url": .string(url)])
+                asset.note("tus upload \(uid) created")
+            }
             video = try await client.video(uid: uid)
         }
         if let waitUntilReady { video = try await client.waitUntilReady(uid: uid, timeout: waitUntilReady) }
         var result = StreamClient.report(video, uid: uid, bytes: plan.bytes)
+        if resumedFrom > 0 { result = result.adding("resumedFrom", .int(resumedFrom)) }
         if retries.value > 0 { result = result.adding("retries", .int(retries.value)) }
         return result
     }
