@@ -51,6 +51,9 @@ public struct PipelineLimits: Sendable, Equatable {
     public var memory: Int64 = 160_000_000
     /// How uploads retry transient failures.
     public var retry = RetryLimits()
+    /// With a shared journal: how long a worker's claim on a file lasts without renewal, so how
+    /// soon the files of a worker that died are taken over (seconds).
+    public var lease: Double = 60
 
     public init() {}
 }
@@ -216,6 +219,8 @@ public struct Pipeline: Sendable {
         limits.retry.maxDelay = retry.seconds("maxDelay", default: limits.retry.maxDelay, help: "largest backoff ceiling")
         limits.retry.maxWait = retry.seconds("maxWait", default: limits.retry.maxWait, help: "longest Retry-After honoured")
         reader.absorb(retry)
+        limits.lease = reader.seconds("lease", default: limits.lease, help: "how long a worker's claim lasts without renewal (shared journal)")
+        if limits.lease < 3 { reader.error("lease", "must be at least 3s") }
         diagnostics.append(contentsOf: reader.finished().diagnostics)
         return limits
     }

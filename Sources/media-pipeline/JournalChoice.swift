@@ -15,7 +15,7 @@ enum JournalChoice {
         var usage: Bool
     }
 
-    static func open(_ flag: String?, environment: [String: String]) async -> Result<any Journal, Problem> {
+    static func open(_ flag: String?, environment: [String: String], lease: Double) async -> Result<any Journal, Problem> {
         let worker = environment["MEDIA_PIPELINE_WORKER"].flatMap { $0.isEmpty ? nil : $0 }
             ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
         if let flag, isURL(flag), URLComponents(string: flag)?.password != nil {
@@ -25,7 +25,7 @@ enum JournalChoice {
         let chosen = flag ?? environment["MEDIA_PIPELINE_JOURNAL"].flatMap { $0.isEmpty ? nil : $0 } ?? defaultPath
         if isURL(chosen) {
             do {
-                return .success(try await PostgresJournal(url: chosen, worker: worker))
+                return .success(try await PostgresJournal(url: chosen, worker: worker, lease: .milliseconds(Int64(lease * 1000))))
             } catch {
                 return .failure(Problem(message: "cannot use the PostgreSQL journal: \(error)", usage: false))
             }

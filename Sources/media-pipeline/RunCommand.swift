@@ -95,7 +95,7 @@ struct RunCommand {
 
         var journal: (any Journal)?
         if !dryRun, !arguments.flag("no-journal") {
-            switch await JournalChoice.open(arguments.value("journal"), environment: environment) {
+            switch await JournalChoice.open(arguments.value("journal"), environment: environment, lease: pipeline.limits.lease) {
             case let .success(opened): journal = opened
             case let .failure(problem):
                 if problem.usage { return usage(problem.message) }

@@ -163,4 +163,110 @@ struct ResumeTests {
             #expect(Set(stored.map(\.key)) == Set(objects))
         }
     }
+
+    /// Slows every upload request down, so a run lasts long enough to be interrupted.
+    func slowUploads(_ cloudflare: CloudflareFake, _ s3: S3Fake, seconds: Double) async throws {
+        let delays = JSONValue.array(Array(repeating: .object([("delay", .number(seconds))]), count: 2000))
+        try await cloudflare.server.faults([.object([("method", "*"), ("path", "/(images/v1|stream)"), ("actions", delays)])])
+        try await s3.server.faults([.object([("method", "PUT"), ("path", "/"), ("actions", delays)])])
+    }
+
+    /// What the fakes hold must be exactly what the rows say: one image per image row, one
+    /// complete video per video row (and no incomplete one), one object per R2 key, no multipart
+    /// upload left open.
+    func expectExactlyOnce(_ rows: [JSONValue], _ cloudflare: CloudflareFake, _ s3: S3Fake) async throws {
+        let state = try await cloudflare.state()
+        let images = rows.filter { $0["sink"] == "cloudflare-images" }.compactMap { string($0["result"]?["id"]) }
+        guard case let .object(storedImages)? = state["images"], case let .object(videos)? = state["videos"],
+              case let .object(objects) = try await s3.objects() else {
+            Issue.record("the fakes gave no state")
+            return
+        }
+        #expect(Set(storedImages.map(\.key)) == Set(images))
+        let complete = videos.filter { $0.value["offset"] == $0.value["length"] && $0.value["length"] != .number(0) }
+        let videoRows = rows.filter { $0["sink"] == "stream" }
+        #expect(complete.count == videoRows.count, "videos: \(videos.map { ($0.key, $0.value["offset"], $0.value["length"]) })")
+        let keys = rows.filter { $0["sink"] == "r2" }.compactMap { string($0["result"]?["key"]) }
+        #expect(Set(objects.map(\.key)) == Set(keys))
+        #expect(try await s3.server.control("/__fake/multipart") == .array([]), "a multipart upload was left open")
+    }
+
+    @Test("killed at 20 random moments, then run to the end: every file ends once, the remote side holds exactly one copy of each")
+    func randomKillsThenResume() async throws {
+        let cloudflare = try CloudflareFake()
+        let s3 = try S3Fake()
+        try await slowUploads(cloudflare, s3, seconds: 0.15)
+        try await TestFiles.withTemporaryDirectory { dir in
+            let env = cloudflare.environment.merging(s3.environment) { a, _ in a }
+            let course = try cleanCourse(in: dir), pipeline = try upload.pipeline(in: dir)
+            // Thirty more small files, so the import lasts long enough for twenty kills.
+            let extra = course.appendingPathComponent("lessons/extra")
+            try FileManager.default.createDirectory(at: extra, withIntermediateDirectories: true)
+            for n in 1...30 { try Data("Exercise \(n): describe the light in one photo.\n".utf8).write(to: extra.appendingPathComponent("exercise-\(n).txt")) }
+            let journal = dir.appendingPathComponent("j.db")
+            let args = ["run", course.path, "--pipeline", pipeline.path, "--journal", journal.path, "--json", "--uploads", "2"]
+            var generator = SystemRandomNumberGenerator()
+            var kills = 0, rounds = 0
+            while kills < 20, rounds < 80 {
+                rounds += 1
+                let run = try Spawned(args, environment: env, in: dir)
+                let moment = Double.random(in: 0.1...0.6, using: &generator)
+                if await run.wait(timeout: moment) == nil {
+                    run.signal(SIGKILL)
+                    #expect(await run.wait(timeout: 10) == SIGKILL)
+                    kills += 1
+                }
+                #expect(integrity(journal) == "ok", "journal damaged after kill \(kills)")
+            }
+            #expect(kills >= 20)
+            try await cloudflare.server.faults([])
+            try await s3.server.faults([])
+            let final = cli.run(args, environment: env)
+            #expect(final.status == 0, "stderr: \(final.stderr)")
+            let rows = try assets(final)
+            #expect(rows.count == 41)
+            #expect(Set(rows.compactMap { string($0["source"]) }).count == 41, "a source was reported twice")
+            #expect(rows.allSatisfy { $0["status"] == "uploaded" || $0["status"] == "unchanged" })
+            try await expectExactlyOnce(rows, cloudflare, s3)
+            #expect(integrity(journal) == "ok")
+        }
+    }
+
+    @Test("SIGINT: no new file starts, the manifest gets every file (the rest pending), exit 130; the rerun finishes the import")
+    func interruptedRunFlushesAndResumes() async throws {
+        let cloudflare = try CloudflareFake()
+        let s3 = try S3Fake()
+        try await slowUploads(cloudflare, s3, seconds: 0.5)
+        try await TestFiles.withTemporaryDirectory { dir in
+            let env = cloudflare.environment.merging(s3.environment) { a, _ in a }
+            let course = try cleanCourse(in: dir), pipeline = try upload.pipeline(in: dir)
+            let journal = dir.appendingPathComponent("j.db"), manifest = dir.appendingPathComponent("m.jsonl")
+            let args = ["run", course.path, "--pipeline", pipeline.path, "--journal", journal.path, "--json", "--uploads", "1",
+                        "--concurrency", "1", "--manifest", manifest.path]
+            let run = try Spawned(args, environment: env, in: dir)
+            // Wait for the first file to finish, then interrupt.
+            let deadline = Date().addingTimeInterval(30)
+            while !run.output.contains(#""event":"asset""#), Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+            run.signal(SIGINT)
+            #expect(await run.wait(timeout: 60) == 130, "stderr: \(run.errors)")
+            let rows = try upload.rows(try String(contentsOf: manifest, encoding: .utf8))
+            #expect(rows.count == 11, "the manifest is not complete")
+            let pending = rows.filter { $0["status"] == "pending" }
+            #expect(!pending.isEmpty && pending.allSatisfy { $0["reason"] == "interrupted" })
+            #expect(rows.filter { $0["status"] == "uploaded" }.count + pending.count == 11)
+            #expect(run.errors.contains("stopping") && run.errors.contains("run the same command again"))
+            // Every event line is still one JSON object.
+            #expect(try upload.rows(run.output).count == 12)
+            #expect(integrity(journal) == "ok")
+
+            try await cloudflare.server.faults([])
+            try await s3.server.faults([])
+            let again = cli.run(args, environment: env)
+            #expect(again.status == 0, "stderr: \(again.stderr)")
+            let second = try assets(again)
+            #expect(second.filter { $0["status"] == "uploaded" }.count == pending.count)
+            #expect(second.filter { $0["status"] == "unchanged" }.count == 11 - pending.count)
+            try await expectExactlyOnce(second, cloudflare, s3)
+        }
+    }
 }

@@ -1,0 +1,41 @@
+import Foundation
+import TestSupport
+
+/// The binary running in the background, so a test can signal it; its output goes to files, so
+/// no pipe can fill up while nobody reads it.
+final class Spawned {
+    let process = Process()
+    let stdout: URL
+    let stderr: URL
+
+    init(_ arguments: [String], environment: [String: String], in dir: URL) throws {
+        let id = UUID().uuidString.prefix(8)
+        stdout = dir.appendingPathComponent("out-\(id).txt")
+        stderr = dir.appendingPathComponent("err-\(id).txt")
+        _ = FileManager.default.createFile(atPath: stdout.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderr.path, contents: nil)
+        process.executableURL = URL(fileURLWithPath: CLITests.binary)
+        process.arguments = arguments
+        var env = ["PATH": "/usr/bin:/bin", "HOME": NSTemporaryDirectory()]
+        env.merge(environment) { _, new in new }
+        process.environment = env
+        process.currentDirectoryURL = TestFiles.repoRoot
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = try FileHandle(forWritingTo: stdout)
+        process.standardError = try FileHandle(forWritingTo: stderr)
+        try process.run()
+    }
+
+    func signal(_ number: Int32) { kill(process.processIdentifier, number) }
+
+    /// The exit status (the signal number when a signal ended it), or nil if still running after `timeout` s.
+    /// Polls, because waiting on the process from a task can hang.
+    func wait(timeout: Double) async -> Int32? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning, Date() < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        return process.isRunning ? nil : process.terminationStatus
+    }
+
+    var output: String { (try? String(contentsOf: stdout, encoding: .utf8)) ?? "" }
+    var errors: String { (try? String(contentsOf: stderr, encoding: .utf8)) ?? "" }
+}
