@@ -269,4 +269,97 @@ struct ResumeTests {
             try await expectExactlyOnce(second, cloudflare, s3)
         }
     }
+
+    /// An MP4 header libmagic recognises, then `bytes` of varied data in an `mdat` box.
+    func fakeMP4(_ url: URL, bytes: Int) throws {
+        var data = Data([0, 0, 0, 0x18]) + Data("ftypmp42".utf8) + Data([0, 0, 0, 0]) + Data("mp42isom".utf8)
+        let payload = bytes - data.count - 8
+        data += withUnsafeBytes(of: UInt32(payload + 8).bigEndian) { Data($0) } + Data("mdat".utf8)
+        var seed: UInt64 = 0x2545_F491_4F6C_DD1D
+        data.reserveCapacity(bytes)
+        while data.count < bytes {
+            seed ^= seed << 13; seed ^= seed >> 7; seed ^= seed << 17
+            withUnsafeBytes(of: seed) { data.append(contentsOf: $0.prefix(bytes - data.count)) }
+        }
+        try data.write(to: url)
+    }
+
+    @Test("G2: killed after 2 of 5 tus chunks, the rerun continues from the server's offset and re-sends at most one chunk more than the rest")
+    func tusResumesFromTheServersOffset() async throws {
+        let cloudflare = try CloudflareFake()
+        try await TestFiles.withTemporaryDirectory { dir in
+            let folder = dir.appendingPathComponent("videos")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            let chunk = 5 * 1024 * 1024, size = 5 * chunk - 4_321
+            try fakeMP4(folder.appendingPathComponent("lecture.mp4"), bytes: size)
+            var text = try String(contentsOf: try upload.pipeline(in: dir), encoding: .utf8)
+            text = text.replacingOccurrences(of: #""basicThreshold": "1KB""#, with: #""basicThreshold": "1KB", "chunkSize": "5MiB""#)
+            let pipeline = dir.appendingPathComponent("tus.json")
+            try text.write(to: pipeline, atomically: true, encoding: .utf8)
+            #expect(text.contains("5MiB"))
+            let journal = dir.appendingPathComponent("j.db")
+            let args = ["run", folder.path, "--pipeline", pipeline.path, "--journal", journal.path, "--json"]
+            var env = cloudflare.environment
+            env["MEDIA_PIPELINE_CRASH_AT"] = "after_chunk_uploaded:2"
+            let crashed = cli.run(args, environment: env)
+            #expect(crashed.status == SIGKILL, "stderr: \(crashed.stderr)")
+            let before = try await cloudflare.server.log().count
+            let resumed = cli.run(args, environment: cloudflare.environment)
+            #expect(resumed.status == 0, "stderr: \(resumed.stderr)")
+            let patches = try await cloudflare.server.log().dropFirst(before).filter { $0["method"] == "PATCH" }
+            let resent = patches.reduce(0) { total, entry in
+                if case let .number(n)? = entry["bytes_in"] { return total + Int(n) }
+                return total
+            }
+            // 40 % had gone up; the rest is 60 %, and at most one chunk more may be sent again.
+            #expect(resent >= size - 2 * chunk && resent <= size - 2 * chunk + chunk, "re-sent \(resent) of \(size)")
+            #expect(!(try await cloudflare.server.log().dropFirst(before).contains { $0["method"] == "POST" }), "a new tus upload was created")
+            let row = try #require(try assets(resumed).first)
+            #expect(row["status"] == "uploaded")
+            #expect(row["result"]?["resumedFrom"] == .number(Double(2 * chunk)))
+            let uid = try #require(string(row["result"]?["id"]))
+            let video = try #require(try await cloudflare.state()["videos"]?[uid])
+            #expect(video["sha256"] == row["sha256"] && video["offset"] == .number(Double(size)))
+            #expect(try await cloudflare.state()["videos"]?.objectPairsCount == 1)
+        }
+    }
+
+    @Test("E8: the work folder fills up while an entry is extracted: disk_full, exit 3, no temporary file left, journal intact; a rerun with space does the rest")
+    func diskFullIsFatalAndResumable() async throws {
+        let s3 = try S3Fake()
+        try await TestFiles.withTemporaryDirectory { dir in
+            let small = dir.appendingPathComponent("small")
+            try FileManager.default.createDirectory(at: small, withIntermediateDirectories: true)
+            let mounted = Shell.run("/bin/mount", ["-t", "tmpfs", "-o", "size=20m", "tmpfs", small.path])
+            try #require(mounted.status == 0, "a 20 MiB tmpfs is needed (the tests run as root): \(mounted.stderr)")
+            defer { _ = Shell.run("/bin/umount", ["-l", small.path]) }
+            let zip = dir.appendingPathComponent("course.zip"), big = dir.appendingPathComponent("big.pdf")
+            try bigPDF(big, bytes: 30 * 1024 * 1024)
+            let made = Shell.run("/usr/bin/python3", ["-c", """
+                import sys, zipfile
+                with zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_STORED) as z:
+                    z.writestr("a-notes.txt", "first\\n")
+                    z.write(sys.argv[2], "b-big.pdf")
+                    z.writestr("c-after.txt", "after the big one\\n")
+                """, zip.path, big.path])
+            try #require(made.status == 0, "\(made.stderr)")
+            let journal = dir.appendingPathComponent("j.db")
+            let args = ["run", zip.path, "--pipeline", try upload.pipeline(in: dir).path, "--journal", journal.path, "--json",
+                        "--concurrency", "1", "--uploads", "1"]
+            let full = cli.run(args + ["--work-dir", small.path], environment: s3.environment)
+            #expect(full.status == 3, "stderr: \(full.stderr)")
+            let rows = try assets(full)
+            #expect(rows.first { string($0["source"])?.hasSuffix("!/b-big.pdf") == true }?["reason"] == "disk_full")
+            #expect(rows.first { string($0["source"])?.hasSuffix("!/a-notes.txt") == true }?["status"] == "uploaded")
+            #expect(rows.first { string($0["source"])?.hasSuffix("!/c-after.txt") == true }?["status"] == "pending")
+            #expect(TestFiles.listing(small).filter { $0.contains("entry-") }.isEmpty, "left: \(TestFiles.listing(small))")
+            #expect(integrity(journal) == "ok")
+
+            let again = cli.run(args + ["--work-dir", dir.appendingPathComponent("roomy").path], environment: s3.environment)
+            #expect(again.status == 0, "stderr: \(again.stderr)")
+            let second = try assets(again)
+            #expect(second.filter { $0["status"] == "uploaded" }.count == 2)
+            #expect(second.filter { $0["status"] == "unchanged" }.count == 1)
+        }
+    }
 }
