@@ -111,3 +111,19 @@ public final class MemoryLogger: Logger {
     public func log(_ level: LogLevel, _ message: String) { lines.withLock { $0.append(message) } }
     public var messages: [String] { lines.withLock { $0 } }
 }
+
+/// SplitMix64: a small seeded generator, so a test's "random" choices are the same on every run
+/// and a failure can be replayed.
+public struct SplitMix64: RandomNumberGenerator {
+    public var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
