@@ -54,24 +54,42 @@ struct ExplainCommand {
         return 0
     }
 
-    /// One line per file: its path, its purpose, and which of `purposeRules` chose it.
+    /// One line per file (or archive entry, read without extracting it): its path, its purpose,
+    /// and which of `purposeRules` chose it.
     private func explain(inputs path: String, _ pipeline: Pipeline) -> Int32 {
-        let files: [InputFile]
-        do { files = try InputFile.expand([path]) } catch {
+        let inputs: Inputs
+        do { inputs = try Inputs([path]) } catch {
             console.err("error: \(error)")
             return 2
         }
-        for file in files {
-            let name = Console.escape(file.relativePath)
-            if let index = pipeline.purposeRule(for: file.relativePath) {
-                let rule = pipeline.purposeRules[index]
-                let prefix = pipeline.purposes[rule.purpose].map { ", key prefix \"\($0.prefix)\"" } ?? ""
-                console.out("\(name) → \(rule.purpose)  (purposeRules[\(index)] \"\(rule.match.pattern)\"\(prefix))")
-            } else {
-                console.out("\(name) → no purpose  (no rule matches)")
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("media-pipeline-explain-\(UUID().uuidString.lowercased())")
+        guard (try? FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)) != nil else {
+            console.err("error: cannot create \(work.path)")
+            return 2
+        }
+        defer { try? FileManager.default.removeItem(at: work) }
+        for var sequence in inputs.sequences(work: work, limits: pipeline.limits) {
+            while let candidate = sequence.next() {
+                switch candidate {
+                case let .rejected(source, reason):
+                    console.out("\(Console.escape(source)) → refused: \(reason.code)  (\(Console.escape(reason.detail)))")
+                case let .file(file):
+                    describe(file, pipeline)
+                }
             }
         }
         return 0
+    }
+
+    private func describe(_ file: InputFile, _ pipeline: Pipeline) {
+        let name = Console.escape(file.relativePath)
+        if let index = pipeline.purposeRule(for: file.relativePath) {
+            let rule = pipeline.purposeRules[index]
+            let prefix = pipeline.purposes[rule.purpose].map { ", key prefix \"\($0.prefix)\"" } ?? ""
+            console.out("\(name) → \(rule.purpose)  (purposeRules[\(index)] \"\(rule.match.pattern)\"\(prefix))")
+        } else {
+            console.out("\(name) → no purpose  (no rule matches)")
+        }
     }
 }
 

@@ -1,5 +1,4 @@
 import Foundation
-import Archives
 import MediaPipeline
 import StandardStages
 
@@ -62,17 +61,8 @@ struct RunCommand {
             return usage("--purpose '\(purpose)' is not a purpose of this pipeline.\(hint) Known: \(pipeline.purposes.keys.sorted().joined(separator: ", "))")
         }
         let fm = FileManager.default
-        var plainPaths: [String] = [], archivePaths: [String] = []
-        for path in arguments.positional {
-            var isFolder: ObjCBool = false
-            if ArchiveReader.format(ofPath: path) != nil, fm.fileExists(atPath: path, isDirectory: &isFolder), !isFolder.boolValue {
-                archivePaths.append(path)
-            } else {
-                plainPaths.append(path)
-            }
-        }
-        let files: [InputFile]
-        do { files = try InputFile.expand(plainPaths) } catch { return usage("\(error)") }
+        let inputs: Inputs
+        do { inputs = try Inputs(arguments.positional) } catch { return usage("\(error)") }
         if arguments.flag("no-journal"), arguments.value("journal") != nil { return usage("choose one of --journal and --no-journal") }
         let keepWork = arguments.value("work-dir") != nil
         let work = arguments.value("work-dir").map { URL(fileURLWithPath: $0) }
@@ -104,12 +94,9 @@ struct RunCommand {
             }
         }
 
-        var sequences: [any InputSequence] = [InputList(Runner.bigFilesFirst(files))]
-        var archiveLimits = ArchiveLimits()
-        archiveLimits.maxEntries = pipeline.limits.maxEntriesPerArchive
-        for path in archivePaths { sequences.append(ArchiveInputs(path: path, workFolder: work, limits: archiveLimits)) }
+        let sequences = inputs.sequences(work: work, limits: pipeline.limits)
         let totalFiles = sequences.reduce(0) { $0 + ($1.count ?? 0) }
-        let totalBytes = archivePaths.isEmpty ? files.reduce(Int64(0)) { $0 + $1.bytes } : nil
+        let totalBytes = inputs.bytes
 
         let json = arguments.flag("json")
         let stop = StopSwitch()

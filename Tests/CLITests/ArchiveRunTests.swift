@@ -37,6 +37,12 @@ struct ArchiveRunTests {
         }
         #expect(byPath(zipRows, zip.path + "!/") == byPath(folderRows, try UploadTests.course().path + "/"))
         #expect(fromZip.stderr.contains("rejected \(zip.path)!/bad/not-really.png"))
+
+        // explain --inputs reads the entries' names without extracting them.
+        let explained = cli.run(["explain", "--inputs", zip.path])
+        #expect(explained.status == 0)
+        #expect(explained.stdout.split(separator: "\n").count == 12)
+        #expect(explained.stdout.contains("videos/01-intro.mp4 → lesson-video  (purposeRules[0]"))
     }
 
     @Test("the course archive imports for real: every entry lands, and extracted files are removed as they finish")
