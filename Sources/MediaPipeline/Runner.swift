@@ -155,7 +155,7 @@ public struct Runner: Sendable {
                                 refused.status = .failed
                                 halt = "the work folder is full: \(options.workDirectory.path)"
                             }
-                            await record(refused, input: input, journal: options.journal)
+                            if let problem = await record(refused, input: input, journal: options.journal) { halt = problem }
                             finish(refused)
                             continue
                         }
@@ -173,7 +173,7 @@ public struct Runner: Sendable {
                     later.append(input)
                 } else {
                     if input.temporary { try? FileManager.default.removeItem(at: input.url) }
-                    await record(finished, input: input, journal: options.journal)
+                    if let problem = await record(finished, input: input, journal: options.journal) { halt = problem }
                     finish(finished)
                 }
                 _ = await startNext()
@@ -185,13 +185,17 @@ public struct Runner: Sendable {
         return summary
     }
 
-    /// Writes a source's end to the journal; a failure there stops the run (exit 3) but loses nothing already done.
-    private func record(_ report: AssetReport, input: InputFile, journal: (any Journal)?) async {
-        guard let journal else { return }
+    /// Writes a source's end to the journal. A failure there is returned: it stops the run
+    /// (exit 3), and a rerun redoes this file, which finds its upload already there.
+    private func record(_ report: AssetReport, input: InputFile, journal: (any Journal)?) async -> String? {
+        guard let journal else { return nil }
         do {
             try await journal.finish(input.source, stamp: input.stamp, report: report, rendition: report.rendition)
+            return nil
         } catch {
-            logger.log(.error, "\(input.source): the journal could not record its end: \(error)")
+            let problem = "the journal could not record the end of \(input.source): \(error)"
+            logger.log(.error, problem)
+            return problem
         }
     }
 
