@@ -10,6 +10,7 @@ let stageModules: [(name: String, dependencies: [Target.Dependency])] = [
     ("CloudflareImagesStage", ["CloudflareClient"]),
     ("CloudflareR2Stage", ["CloudflareClient"]),
     ("CloudflareStreamStage", ["CloudflareClient"]),
+    ("NotifyWebhookStage", ["HTTPTransport", "Digests"]),
 ]
 
 let package = Package(
@@ -49,10 +50,12 @@ let package = Package(
                 path: "Sources/LocalMedia"),
         // Zip and tar archives over libarchive: a zip pre-scan, checked names, counted output, files only in a work folder.
         .target(name: "Archives", dependencies: ["MediaPipeline", "CArchive"], path: "Sources/Archives"),
+        // SHA-256, MD5 and HMAC over libcrypto, for request signing and integrity checks.
+        .target(name: "Digests", dependencies: ["CCrypto"], path: "Sources/Digests"),
         // HTTP over libcurl: bodies streamed from disk with an exact length, retries, shared pauses.
         .target(name: "HTTPTransport", dependencies: ["CCurlShim"], path: "Sources/HTTPTransport"),
         // Cloudflare's APIs (v4 for Images and Stream, S3 for R2) shared by the three sinks.
-        .target(name: "CloudflareClient", dependencies: ["MediaPipeline", "HTTPTransport", "CCrypto"],
+        .target(name: "CloudflareClient", dependencies: ["MediaPipeline", "HTTPTransport", "Digests", "CCrypto"],
                 path: "Sources/CloudflareClient"),
         // The journal on one machine: a SQLite file behind one serialised connection.
         .target(name: "SQLiteJournal", dependencies: ["MediaPipeline", "CSQLite"], path: "Sources/SQLiteJournal"),
@@ -78,7 +81,7 @@ let package = Package(
                     dependencies: ["MediaPipeline", "StandardStages", "LocalMedia", "TestSupport"]
                         + stageModules.map { .target(name: $0.name) }),
         .testTarget(name: "CloudflareClientTests",
-                    dependencies: ["CloudflareClient", "HTTPTransport", "MediaPipeline", "TestSupport"]),
+                    dependencies: ["CloudflareClient", "Digests", "HTTPTransport", "MediaPipeline", "TestSupport"]),
         .testTarget(name: "ArchivesTests", dependencies: ["Archives", "MediaPipeline", "TestSupport"]),
         .testTarget(name: "SQLiteJournalTests", dependencies: ["SQLiteJournal", "MediaPipeline", "TestSupport"]),
         .testTarget(name: "PostgresJournalTests", dependencies: ["PostgresJournal", "MediaPipeline", "TestSupport"]),

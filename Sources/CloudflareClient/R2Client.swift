@@ -1,3 +1,4 @@
+import Digests
 import Foundation
 public import HTTPTransport
 public import MediaPipeline

@@ -23,6 +23,8 @@ public struct AssetReport: Sendable, Equatable {
     public var deferrable = false
     /// The journal's rendition key the file was uploaded as (not part of the row).
     public var rendition: String?
+    /// The path inside the input (folder or archive), for conditions on finished files (not part of the row).
+    public var relativePath: String?
 
     public init(source: String, sha256: String? = nil, bytes: Int64? = nil, mime: String? = nil, kind: AssetKind? = nil,
                 purpose: String? = nil, status: AssetStatus, sink: String? = nil, result: JSONValue? = nil,
@@ -79,6 +81,8 @@ public struct RunSummary: Sendable {
     public var fatal: [String] = []
     /// The signal that stopped the run early (SIGINT, SIGTERM), if one did.
     public var interrupted: Int32?
+    /// What became of the notify steps' events; nil when the pipeline has none or nothing is sent (dry-run).
+    public var notifications: NotifyTally?
 
     public init() {}
 
@@ -94,12 +98,13 @@ public struct RunSummary: Sendable {
 
     public var total: Int { byStatus.values.reduce(0, +) }
 
-    /// The exit code DESIGN.md assigns: 3 fatal > 4 failed > 1 rejected > 0, and 128 + the signal
-    /// (130, 143) for a run stopped by one after a clean flush. (5 comes from notifications.)
+    /// The exit code DESIGN.md assigns: 3 fatal > 4 failed > 5 notifications undelivered >
+    /// 1 rejected > 0, and 128 + the signal (130, 143) for a run stopped by one after a clean flush.
     public var exitCode: Int32 {
         if !fatal.isEmpty { return 3 }
         if let interrupted { return 128 + interrupted }
         if byStatus[.failed, default: 0] > 0 { return 4 }
+        if notifications?.incomplete == true { return 5 }
         if byStatus[.rejected, default: 0] > 0 { return 1 }
         return 0
     }
@@ -114,6 +119,7 @@ public struct RunSummary: Sendable {
                 (name, .object([("files", .int(bySink[name]!.count)), ("bytes", .int(bySink[name]!.bytes))]))
             })),
             ("fatal", .array(fatal.map(JSONValue.string))),
+        ] + (notifications.map { [("notifications", $0.json)] } ?? []) + [
             ("ms", .number(milliseconds.rounded())),
         ])
     }

@@ -91,3 +91,21 @@ public struct Condition: Sendable, Equatable {
         return mime == pattern
     }
 }
+
+extension Condition {
+    /// True when a finished file's row satisfies every field; used for steps that act on the row
+    /// (notify), after the file's facts are known. A field the row does not know does not hold.
+    public func matches(_ report: AssetReport) -> Bool {
+        if let purposes, !purposes.contains(report.purpose ?? "") { return false }
+        if let paths {
+            guard let path = report.relativePath, paths.contains(where: { $0.matches(path) }) else { return false }
+        }
+        if let minBytes { guard let bytes = report.bytes, bytes >= minBytes else { return false } }
+        if let maxBytes { guard let bytes = report.bytes, bytes <= maxBytes else { return false } }
+        if let kinds { guard let kind = report.kind, kinds.contains(kind) else { return false } }
+        if let mimes {
+            guard let mime = report.mime, mimes.contains(where: { Condition.mime(mime, matches: $0) }) else { return false }
+        }
+        return true
+    }
+}

@@ -49,4 +49,12 @@ public enum Quantity {
         if b < 1e9 { return String(format: "%.1f MB", b / 1e6) }
         return String(format: "%.2f GB", b / 1e9)
     }
+
+    /// A short human form of a duration: `800ms`, `12s`, `5min`, `72h`.
+    public static func describe(seconds: Double) -> String {
+        if seconds < 1 { return String(format: "%.0fms", seconds * 1000) }
+        if seconds < 120 { return String(format: seconds == seconds.rounded() ? "%.0fs" : "%.1fs", seconds) }
+        if seconds < 7200 { return String(format: "%.0fmin", seconds / 60) }
+        return String(format: "%.0fh", seconds / 3600)
+    }
 }

@@ -20,9 +20,16 @@ public struct Runner: Sendable {
         public var journal: (any Journal)?
         /// Pulled by SIGINT/SIGTERM: no new file starts, files in flight finish, the rest end `pending`.
         public var stop: StopSwitch
+        /// Where notify steps' events wait for delivery (the journal, or memory without one); nil sends none.
+        public var outbox: (any Outbox)?
+        /// Names this run in notifications.
+        public var identity: RunIdentity
 
         public init(dryRun: Bool, concurrency: Int, uploads: Int = PipelineLimits().uploads, workDirectory: URL, purpose: String? = nil,
-                    journal: (any Journal)? = nil, stop: StopSwitch = StopSwitch()) {
+                    journal: (any Journal)? = nil, stop: StopSwitch = StopSwitch(), outbox: (any Outbox)? = nil,
+                    identity: RunIdentity = RunIdentity(id: UUID().uuidString.lowercased(), started: Date().timeIntervalSince1970)) {
+            self.outbox = dryRun ? nil : outbox
+            self.identity = identity
             self.dryRun = dryRun
             self.concurrency = max(1, concurrency)
             self.uploads = max(1, uploads)
@@ -66,6 +73,21 @@ public struct Runner: Sendable {
         var summary = RunSummary()
         var feed = Feed(sequences: sequences)
         var halt: String?
+        // Notify events are written to the outbox as files end and sent beside the work, so no
+        // upload waits for a receiver.
+        let notifySteps = NotifyDispatcher.steps(of: pipeline)
+        let dispatcher = options.outbox.flatMap { outbox in
+            notifySteps.isEmpty ? nil : NotifyDispatcher(steps: notifySteps, outbox: outbox, run: options.identity, logger: logger)
+        }
+        async let delivery: NotifyTally? = dispatcher?.deliver()
+        /// Writes a finished file's events; a failure stops the run like any journal failure.
+        func announce(_ done: AssetReport, stamp: SourceStamp?) async {
+            guard let dispatcher, halt == nil else { return }
+            do { try await dispatcher.announce(done, stamp: stamp) } catch {
+                halt = "the notification outbox could not be written: \(error)"
+                logger.log(.error, halt!)
+            }
+        }
         await withTaskGroup(of: (InputFile, AssetReport).self) { group in
             // A file a sink defers (its API asked for a longer wait than the run allows) goes once
             // more to the end of the queue, so other work goes on meanwhile.
@@ -109,7 +131,9 @@ public struct Runner: Sendable {
                     let stopping = options.stop.isPulled || halt != nil
                     switch candidate {
                     case let .rejected(source, reason):
-                        finish(AssetReport(source: source, status: .rejected, reason: reason))
+                        let refused = AssetReport(source: source, status: .rejected, reason: reason)
+                        await announce(refused, stamp: nil)
+                        finish(refused)
                         continue
                     case let .file(input):
                         if stopping {
@@ -155,6 +179,7 @@ public struct Runner: Sendable {
                                 refused.status = .failed
                                 halt = "the work folder is full: \(options.workDirectory.path)"
                             }
+                            await announce(refused, stamp: input.stamp)
                             if let problem = await record(refused, input: input, journal: options.journal) { halt = problem }
                             finish(refused)
                             continue
@@ -173,6 +198,7 @@ public struct Runner: Sendable {
                     later.append(input)
                 } else {
                     if input.temporary { try? FileManager.default.removeItem(at: input.url) }
+                    await announce(finished, stamp: input.stamp)
                     if let problem = await record(finished, input: input, journal: options.journal) { halt = problem }
                     finish(finished)
                 }
@@ -182,6 +208,18 @@ public struct Runner: Sendable {
         summary.milliseconds = Runner.milliseconds(since: started)
         summary.fatal = stoppedSinks.all.map { "\($0.key): \($0.value.detail)" } + (halt.map { [$0] } ?? [])
         summary.interrupted = options.stop.signal
+        if let dispatcher {
+            // A batch that ran to its end says so; a stopped one leaves its events for the next run.
+            if summary.interrupted == nil, halt == nil {
+                do { try await dispatcher.announceBatch(summary) } catch {
+                    summary.fatal.append("the notification outbox could not be written: \(error)")
+                }
+                dispatcher.finish()
+            } else {
+                dispatcher.finish(within: 0)
+            }
+        }
+        summary.notifications = await delivery
         return summary
     }
 
@@ -252,6 +290,7 @@ public struct Runner: Sendable {
                                      mime: mime, kind: mime.map(AssetKind.init(mime:)), purpose: asset.purpose, status: status,
                                      sink: sink, result: result, reason: reason, notes: asset.notes)
             report.rendition = rendition
+            report.relativePath = asset.relativePath
             return report
         }
         var planned: (sink: String, plan: UploadPlan)?
@@ -263,6 +302,9 @@ public struct Runner: Sendable {
                 switch step.body {
                 case let .stage(stage):
                     outcome = try await stage.run(asset, context: context)
+                case .notifier:
+                    // Notifiers speak once the file has ended, from the outbox.
+                    continue
                 case let .sink(sink):
                     guard asset.sink == step.name else { continue }
                     let plan = try sink.plan(for: asset, context: context)

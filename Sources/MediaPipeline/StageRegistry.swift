@@ -1,9 +1,11 @@
 import Synchronization
 
-/// What a stage factory builds: an ordinary stage, or a sink the router can choose.
+/// What a stage factory builds: an ordinary stage, a sink the router can choose, or a notifier
+/// that speaks up once a file has ended.
 public enum StepBody: Sendable {
     case stage(any Stage)
     case sink(any Sink)
+    case notifier(any Notifier)
 }
 
 /// What a factory may know while building its stage.

@@ -6,7 +6,7 @@ import Synchronization
 /// worker renews while it runs and that another worker takes over once it lapses.
 ///
 /// Tables `mp_sources` and `mp_renditions` are created if absent. See docs/scale-out.md.
-public final class PostgresJournal: Journal {
+public final class PostgresJournal: Journal, Outbox {
     private let session: PostgresSession
     private let renewal: Mutex<Task<Void, Never>?>
 
@@ -69,6 +69,18 @@ public final class PostgresJournal: Journal {
     public func finish(_ source: String, stamp: SourceStamp, report: AssetReport, rendition: String?) async throws {
         try await session.finish(source, stamp: stamp, report: report, rendition: rendition)
     }
+
+    /// Adds a notification unless one with its id is there.
+    public func enqueue(_ event: OutboxEvent) async throws { try await session.enqueue(event) }
+
+    /// Takes due notifications for this worker (SKIP LOCKED), holding them for `hold` seconds.
+    public func takeDue(step: String, now: Double, hold: Double, limit: Int) async throws -> [OutboxEvent] {
+        try await session.takeDue(step: step, now: now, hold: hold, limit: limit)
+    }
+
+    public func update(_ event: OutboxEvent) async throws { try await session.update(event) }
+
+    public func counts(step: String) async throws -> OutboxCounts { try await session.counts(step: step) }
 
     /// Stops renewing and closes the connection. Sources claimed and not finished stay leased until
     /// the lease lapses, exactly as if the worker had died.

@@ -49,6 +49,13 @@ actor PostgresSession {
                         key text PRIMARY KEY, sink text, state text, remote text NULL, result text NULL,
                         updated timestamptz)
                     """)
+                try db.exec("""
+                    CREATE TABLE IF NOT EXISTS mp_outbox (
+                        id text PRIMARY KEY, step text NOT NULL, type text NOT NULL, source text NOT NULL, payload text NOT NULL,
+                        created double precision NOT NULL, attempts integer NOT NULL, next_attempt double precision NOT NULL,
+                        state text NOT NULL, last_error text NULL)
+                    """)
+                try db.exec("CREATE INDEX IF NOT EXISTS mp_outbox_due ON mp_outbox (step, next_attempt) WHERE state = 'pending'")
                 // The renewal touches only held rows; keep it cheap when the table holds a whole course.
                 try db.exec("CREATE INDEX IF NOT EXISTS mp_sources_held ON mp_sources (worker) WHERE lease_until IS NOT NULL")
             }
@@ -154,6 +161,57 @@ actor PostgresSession {
                         [key, result.compactText]).affected
         }
         if changed == 0 { throw unknownRendition(key, "complete") }
+    }
+
+    // MARK: - Outbox
+
+    func enqueue(_ event: OutboxEvent) throws(PostgresJournalError) {
+        try perform("queue notification \(event.id)") { db throws(ServerError) in
+            try db.exec("""
+                INSERT INTO mp_outbox (id, step, type, source, payload, created, attempts, next_attempt, state, last_error)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING
+                """, [event.id, event.step, event.type, event.source, event.payload, String(event.created), String(event.attempts),
+                      String(event.nextAttempt), event.state.rawValue, event.lastError])
+        }
+    }
+
+    /// Takes due events with SKIP LOCKED and moves their next attempt past the hold in the same
+    /// statement, so two workers never send one event at the same time.
+    func takeDue(step: String, now: Double, hold: Double, limit: Int) throws(PostgresJournalError) -> [OutboxEvent] {
+        let rows = try perform("take due notifications") { db throws(ServerError) in
+            try db.exec("""
+                UPDATE mp_outbox SET next_attempt = $3::double precision + $4::double precision WHERE id IN (
+                    SELECT id FROM mp_outbox WHERE step = $1 AND state = 'pending' AND next_attempt <= $3::double precision
+                    ORDER BY next_attempt, created LIMIT $2::integer FOR UPDATE SKIP LOCKED)
+                RETURNING id, type, source, payload, created, attempts, last_error, next_attempt - $4::double precision
+                """, [step, String(limit), String(now), String(hold)]).rows
+        }
+        return rows.compactMap { row in
+            guard let id = row[0], let type = row[1], let payload = row[3] else { return nil }
+            return OutboxEvent(id: id, step: step, type: type, source: row[2] ?? "", payload: payload,
+                               created: row[4].flatMap { Double($0) } ?? now, attempts: row[5].flatMap { Int($0) } ?? 0,
+                               nextAttempt: row[7].flatMap { Double($0) } ?? now, lastError: row[6])
+        }.sorted { ($0.nextAttempt, $0.created) < ($1.nextAttempt, $1.created) }
+    }
+
+    func update(_ event: OutboxEvent) throws(PostgresJournalError) {
+        try perform("record notification \(event.id)") { db throws(ServerError) in
+            try db.exec("UPDATE mp_outbox SET attempts = $2, next_attempt = $3, state = $4, last_error = $5 WHERE id = $1",
+                        [event.id, String(event.attempts), String(event.nextAttempt), event.state.rawValue, event.lastError])
+        }
+    }
+
+    func counts(step: String) throws(PostgresJournalError) -> OutboxCounts {
+        let rows = try perform("count notifications") { db throws(ServerError) in
+            try db.exec("SELECT state, count(*), min(next_attempt) FROM mp_outbox WHERE step = $1 GROUP BY state", [step]).rows
+        }
+        var counts = OutboxCounts()
+        for row in rows {
+            guard let state = row[0].flatMap(OutboxEvent.State.init(rawValue:)) else { continue }
+            counts.byState[state] = row[1].flatMap { Int($0) } ?? 0
+            if state == .pending { counts.earliestPending = row[2].flatMap { Double($0) } }
+        }
+        return counts
     }
 
     /// Closes the connection; later calls fail. Leases stay until they lapse, as after a crash.

@@ -6,9 +6,9 @@ public import MediaPipeline
 ///
 /// Every write is committed and synced before its call returns, so a remote effect started right
 /// after it is found by a rerun even if the machine loses power.
-public actor SQLiteJournal: Journal {
+public actor SQLiteJournal: Journal, Outbox {
     /// The schema this code reads and writes; a file with a newer one is refused.
-    static let schemaVersion = 1
+    static let schemaVersion = 2
     /// How long a claim keeps other workers off a source.
     static let defaultLeaseSeconds: Double = 600
 
@@ -144,6 +144,61 @@ public actor SQLiteJournal: Journal {
         }
     }
 
+    // MARK: Outbox
+
+    public func enqueue(_ event: OutboxEvent) throws {
+        try using("queue notification \(event.id)") { db throws(SQLiteJournalError) in
+            try db.run("""
+                INSERT INTO outbox (id, step, type, source, payload, created, attempts, next_attempt, state, last_error)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (id) DO NOTHING
+                """, [.text(event.id), .text(event.step), .text(event.type), .text(event.source), .text(event.payload),
+                      .real(event.created), .integer(Int64(event.attempts)), .real(event.nextAttempt),
+                      .text(event.state.rawValue), .optional(event.lastError)])
+        }
+    }
+
+    public func takeDue(step: String, now: Double, hold: Double, limit: Int) throws -> [OutboxEvent] {
+        try using("take due notifications") { db throws(SQLiteJournalError) in
+            try db.transaction { () throws(SQLiteJournalError) -> [OutboxEvent] in
+                let rows = try db.run("""
+                    SELECT id, type, source, payload, created, attempts, next_attempt, last_error FROM outbox
+                    WHERE step = ? AND state = 'pending' AND next_attempt <= ?
+                    ORDER BY next_attempt, created LIMIT ?
+                    """, [.text(step), .real(now), .integer(Int64(limit))])
+                var events: [OutboxEvent] = []
+                for row in rows {
+                    guard let id = row[0].text, let type = row[1].text, let payload = row[3].text else { continue }
+                    events.append(OutboxEvent(id: id, step: step, type: type, source: row[2].text ?? "", payload: payload,
+                                              created: row[4].real ?? now, attempts: Int(row[5].integer ?? 0),
+                                              nextAttempt: row[6].real ?? now, lastError: row[7].text))
+                    try db.run("UPDATE outbox SET next_attempt = ? WHERE id = ?", [.real(now + hold), .text(id)])
+                }
+                return events
+            }
+        }
+    }
+
+    public func update(_ event: OutboxEvent) throws {
+        try using("record notification \(event.id)") { db throws(SQLiteJournalError) in
+            try db.run("UPDATE outbox SET attempts = ?, next_attempt = ?, state = ?, last_error = ? WHERE id = ?",
+                       [.integer(Int64(event.attempts)), .real(event.nextAttempt), .text(event.state.rawValue),
+                        .optional(event.lastError), .text(event.id)])
+        }
+    }
+
+    public func counts(step: String) throws -> OutboxCounts {
+        try using("count notifications") { db throws(SQLiteJournalError) in
+            var counts = OutboxCounts()
+            for row in try db.run("SELECT state, count(*), min(next_attempt) FROM outbox WHERE step = ? GROUP BY state", [.text(step)]) {
+                guard let state = row[0].text.flatMap(OutboxEvent.State.init(rawValue:)) else { continue }
+                counts.byState[state] = Int(row[1].integer ?? 0)
+                if state == .pending { counts.earliestPending = row[2].real }
+            }
+            return counts
+        }
+    }
+
     /// Finalises the statements and closes the file; later calls throw `SQLiteJournalError` (`.closed`).
     public func close() {
         connection?.close()
@@ -196,6 +251,24 @@ public actor SQLiteJournal: Journal {
         }
     }
 
+    private static func createOutbox(_ db: SQLiteConnection) throws(SQLiteJournalError) {
+        try db.run("""
+            CREATE TABLE outbox (
+                id TEXT PRIMARY KEY,
+                step TEXT NOT NULL,
+                type TEXT NOT NULL,
+                source TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                created REAL NOT NULL,
+                attempts INTEGER NOT NULL,
+                next_attempt REAL NOT NULL,
+                state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'refused', 'expired')),
+                last_error TEXT
+            )
+            """)
+        try db.run("CREATE INDEX outbox_due ON outbox (step, next_attempt) WHERE state = 'pending'")
+    }
+
     /// Creates the tables in an empty file; otherwise checks that the file is a journal this code can read.
     private static func prepareSchema(_ db: SQLiteConnection) throws(SQLiteJournalError) {
         try db.transaction { () throws(SQLiteJournalError) in
@@ -225,6 +298,7 @@ public actor SQLiteJournal: Journal {
                         updated REAL NOT NULL
                     )
                     """)
+                try createOutbox(db)
                 try db.run("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", [.text(String(schemaVersion))])
                 return
             }
@@ -238,6 +312,11 @@ public actor SQLiteJournal: Journal {
             if version > schemaVersion {
                 throw SQLiteJournalError(.newerSchema, path: db.path,
                                          message: "has schema version \(version); this media-pipeline reads version \(schemaVersion)")
+            }
+            if version < 2 {
+                // Version 2 added the notification outbox.
+                try createOutbox(db)
+                try db.run("UPDATE meta SET value = ? WHERE key = 'schema_version'", [.text(String(schemaVersion))])
             }
         }
     }

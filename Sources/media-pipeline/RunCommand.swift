@@ -24,7 +24,7 @@ struct RunCommand {
         ],
         discussion: """
             Exit codes: 0 all done, 1 some files rejected, 2 usage or pipeline error (nothing attempted),
-            3 fatal, 4 some files failed after retries, 5 notifications pending,
+            3 fatal, 4 some files failed after retries, 5 notifications not delivered (pending, refused or expired),
             130/143 stopped by SIGINT/SIGTERM after a clean flush (a rerun resumes).
             The journal (FILE or URL) may also come from MEDIA_PIPELINE_JOURNAL, which keeps a password off the command line.
             """)
@@ -102,7 +102,7 @@ struct RunCommand {
         let stop = StopSwitch()
         let options = Runner.Options(dryRun: dryRun, concurrency: concurrency ?? pipeline.limits.concurrency ?? ProcessInfo.processInfo.activeProcessorCount,
                                      uploads: uploads ?? pipeline.limits.uploads, workDirectory: work, purpose: arguments.value("purpose"),
-                                     journal: journal, stop: stop)
+                                     journal: journal, stop: stop, outbox: journal as? any Outbox ?? MemoryOutbox())
         let runner = Runner(pipeline: pipeline, inspector: StandardStages.inspector(), logger: ConsoleLogger(console: console))
         if !quiet {
             let pools = "\(options.concurrency) worker\(options.concurrency == 1 ? "" : "s")" + (dryRun ? "" : " and \(options.uploads) upload\(options.uploads == 1 ? "" : "s") in flight")
@@ -127,6 +127,7 @@ struct RunCommand {
         }
         if json { console.out(summary.json.compactText) }
         Self.describeSummary(summary, console: console)
+        if let notifications = summary.notifications { console.err(NotifyCommand.describe(notifications)) }
         return summary.exitCode
     }
 

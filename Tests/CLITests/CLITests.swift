@@ -46,7 +46,7 @@ struct CLITests {
 
     @Test func helpAndVersionWorkForEveryCommand() {
         #expect(run(["--version"]).stdout.hasPrefix("media-pipeline "))
-        for command in ["run", "validate", "explain", "stages", "doctor", "delete", "live"] {
+        for command in ["run", "validate", "explain", "stages", "doctor", "delete", "live", "notify"] {
             let help = run([command, "--help"])
             #expect(help.status == 0 && help.stdout.contains("USAGE: media-pipeline \(command)"))
         }
@@ -135,7 +135,7 @@ struct CLITests {
 
     @Test func stagesListsEveryKindWithItsOptions() {
         let result = run(["stages"])
-        for kind in ["validate", "classify", "image.transform", "route", "cloudflare.images", "cloudflare.r2", "cloudflare.stream"] {
+        for kind in ["validate", "classify", "image.transform", "route", "cloudflare.images", "cloudflare.r2", "cloudflare.stream", "notify.webhook"] {
             #expect(result.stdout.contains("\n\(kind)") || result.stdout.hasPrefix(kind))
         }
         #expect(result.stdout.contains("maxDimension: integer"))

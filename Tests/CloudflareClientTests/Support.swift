@@ -1,4 +1,5 @@
 import CloudflareClient
+import Digests
 import Foundation
 import HTTPTransport
 import MediaPipeline

@@ -200,6 +200,41 @@ struct PostgresJournalTests {
         for journal in journals { await journal.close() }
     }
 
+    @Test func threeWorkersTakeEachDueNotificationExactlyOnce() async throws {
+        let url = try await SharedPostgresCluster.freshURL()
+        let journals = try await withThrowingTaskGroup(of: PostgresJournal.self) { group in
+            for worker in ["pod-0", "pod-1", "pod-2"] { group.addTask { try await PostgresJournal(url: url, worker: worker) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        for i in 0..<60 {
+            let event = OutboxEvent(id: "msg_\(i)", step: "notify", type: "asset.uploaded", source: "f\(i)", payload: "{}", created: 1_000 + Double(i))
+            // Every worker announces it (as after a takeover): one row per id.
+            for journal in journals { try await journal.enqueue(event) }
+        }
+        let taken = try await withThrowingTaskGroup(of: [String].self) { group in
+            for journal in journals {
+                group.addTask {
+                    var mine: [String] = []
+                    while true {
+                        let due = try await journal.takeDue(step: "notify", now: 5_000, hold: 600, limit: 4)
+                        if due.isEmpty { return mine }
+                        for var event in due {
+                            mine.append(event.id)
+                            event.state = .delivered
+                            event.attempts += 1
+                            try await journal.update(event)
+                        }
+                    }
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(taken.map(\.count).reduce(0, +) == 60)
+        #expect(Set(taken.joined()).count == 60)
+        #expect(try await journals[0].counts(step: "notify") == OutboxCounts(byState: [.delivered: 60]))
+        for journal in journals { await journal.close() }
+    }
+
     @Test func renditionsMoveFromStartedToDoneAndNeverBack() async throws {
         let url = try await SharedPostgresCluster.freshURL()
         let journal = try await PostgresJournal(url: url, worker: "w")

@@ -250,11 +250,78 @@ struct SQLiteJournalTests {
         try await TestFiles.withTemporaryDirectory { dir in
             let file = dir.appendingPathComponent("journal.db")
             await (try SQLiteJournal(path: file.path)).close()
-            Self.sqlite(file, "UPDATE meta SET value = '2' WHERE key = 'schema_version';")
+            Self.sqlite(file, "UPDATE meta SET value = '3' WHERE key = 'schema_version';")
             let error = #expect(throws: SQLiteJournalError.self) { try SQLiteJournal(path: file.path) }
             #expect(error?.kind == .newerSchema)
-            #expect(error?.description.contains("schema version 2") == true)
+            #expect(error?.description.contains("schema version 3") == true)
             #expect(error?.description.contains(file.path) == true)
+        }
+    }
+
+    // MARK: Outbox
+
+    static func event(_ id: String, created: Double = 1_000, step: String = "notify") -> OutboxEvent {
+        OutboxEvent(id: id, step: step, type: "asset.uploaded", source: "course.zip!/\(id).jpg", payload: #"{"type":"asset.uploaded"}"#,
+                    created: created)
+    }
+
+    @Test("outbox events are kept once per id, taken oldest first and held while in flight, and their outcome recorded")
+    func outboxRoundTrip() async throws {
+        try await Self.withJournal { journal, file in
+            for (i, id) in ["b", "a", "c"].enumerated() { try await journal.enqueue(Self.event(id, created: 1_000 + Double(i))) }
+            // The same id again (a rerun announcing the same ending) changes nothing.
+            try await journal.enqueue(OutboxEvent(id: "a", step: "notify", type: "other", source: "", payload: "{}", created: 5))
+            try await journal.enqueue(Self.event("z", step: "other-step"))
+            #expect(try await journal.counts(step: "notify") == OutboxCounts(byState: [.pending: 3], earliestPending: 1_000))
+
+            let first = try await journal.takeDue(step: "notify", now: 2_000, hold: 30, limit: 2)
+            #expect(first.map(\.id) == ["b", "a"])
+            #expect(first[1].type == "asset.uploaded" && first[1].payload == #"{"type":"asset.uploaded"}"#)
+            // Held: not due again until the hold ends.
+            #expect(try await journal.takeDue(step: "notify", now: 2_001, hold: 30, limit: 10).map(\.id) == ["c"])
+            #expect(try await journal.takeDue(step: "notify", now: 2_030.5, hold: 30, limit: 10).map(\.id) == ["b", "a"])
+
+            var delivered = first[0]
+            delivered.state = .delivered
+            delivered.attempts = 2
+            try await journal.update(delivered)
+            var waiting = first[1]
+            waiting.attempts = 1
+            waiting.nextAttempt = 9_000
+            waiting.lastError = "HTTP 503"
+            try await journal.update(waiting)
+            await journal.close()
+
+            let reopened = try SQLiteJournal(path: file.path)
+            let counts = try await reopened.counts(step: "notify")
+            #expect(counts[.delivered] == 1 && counts[.pending] == 2)
+            let due = try await reopened.takeDue(step: "notify", now: 9_000, hold: 1, limit: 10)
+            #expect(due.map(\.id) == ["c", "a"] && due[1].attempts == 1 && due[1].lastError == "HTTP 503")
+            #expect(try await reopened.integrityCheck() == "ok")
+            await reopened.close()
+        }
+    }
+
+    @Test("a journal of schema version 1 gains the outbox and keeps its rows")
+    func upgradeFromVersionOne() async throws {
+        try await TestFiles.withTemporaryDirectory { dir in
+            let file = dir.appendingPathComponent("journal.db")
+            let old = try SQLiteJournal(path: file.path)
+            #expect(try await old.claim("a.jpg", stamp: Self.stamp) == .claimed)
+            try await old.finish("a.jpg", stamp: Self.stamp, report: Self.report("a.jpg"), rendition: nil)
+            await old.close()
+            Self.sqlite(file, "DROP TABLE outbox; UPDATE meta SET value = '1' WHERE key = 'schema_version';")
+
+            let journal = try SQLiteJournal(path: file.path)
+            guard case .done = try await journal.claim("a.jpg", stamp: Self.stamp) else {
+                Issue.record("the finished source was lost in the upgrade")
+                return
+            }
+            try await journal.enqueue(Self.event("e"))
+            #expect(try await journal.counts(step: "notify")[.pending] == 1)
+            await journal.close()
+            let version = Shell.run("/usr/bin/python3", ["-c", "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute(\"SELECT value FROM meta WHERE key = 'schema_version'\").fetchone()[0])", file.path])
+            #expect(version.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "2")
         }
     }
 

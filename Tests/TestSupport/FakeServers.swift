@@ -142,3 +142,62 @@ public final class S3Fake: Sendable {
     /// Every object in the bucket: key → facts (size, etag, content_type, metadata, sha256).
     public func objects() async throws -> JSONValue { try await server.control("/__fake/objects") }
 }
+
+/// A webhook receiver that checks Standard Webhooks signatures with Python's own hmac, dedupes by
+/// `webhook-id`, and can be scripted to answer slowly or with chosen statuses.
+public final class WebhookReceiver: Sendable {
+    /// A secret in the Standard Webhooks form: whsec_ + base64 of 32 bytes.
+    public static let secret = "whsec_" + Data((0..<32).map { UInt8($0 * 7 % 251) }).base64EncodedString()
+    public let server: LocalServer
+
+    /// Listens on `port` (0: any free port).
+    public init(port: Int = 0, secret: String = WebhookReceiver.secret) throws {
+        server = try LocalServer(script: "webhook_receiver.py", arguments: ["--secret", secret, "--port", String(port)])
+    }
+
+    public var url: String { server.base + "/hooks/media" }
+
+    /// Every delivery seen: id, type, verified, status answered.
+    public func deliveries() async throws -> [JSONValue] {
+        if case let .array(items)? = try await server.control("/__fake/state")["deliveries"] { return items }
+        return []
+    }
+
+    /// The events processed, once per id: id → body.
+    public func processed() async throws -> [(key: String, value: JSONValue)] {
+        if case let .object(pairs)? = try await server.control("/__fake/state")["processed"] { return pairs }
+        return []
+    }
+
+    /// Answers the next deliveries with `statuses` (then 200), and/or sleeps `delayFirst` s before
+    /// answering the first delivery of each id.
+    public func script(statuses: [Int] = [], delayFirst: Double = 0) async throws {
+        try await server.post("/__fake/script", .object([("statuses", .array(statuses.map { .int($0) })),
+                                                         ("delay_first", .number(delayFirst))]))
+    }
+}
+
+extension TestFiles {
+    /// A TCP port nothing listens on right now.
+    public static func freePort() throws -> Int {
+        #if os(Linux)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #else
+        let fd = socket(AF_INET, SOCK_STREAM, 0)
+        #endif
+        guard fd >= 0 else { throw TestFiles.FixtureError(description: "socket() failed: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { generic in
+                bind(fd, generic, length) == 0 && getsockname(fd, generic, &length) == 0
+            }
+        }
+        guard bound else { throw TestFiles.FixtureError(description: "could not find a free port: \(String(cString: strerror(errno)))") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}

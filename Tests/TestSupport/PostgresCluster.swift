@@ -55,7 +55,7 @@ public final class PostgresCluster: @unchecked Sendable {
             // A free port can be taken between the probe and the bind: try a few.
             var lastFailure = ""
             for _ in 0..<3 {
-                let port = try freePort()
+                let port = try TestFiles.freePort()
                 let log = directory.appendingPathComponent("postgres.log")
                 _ = FileManager.default.createFile(atPath: log.path, contents: nil)
                 // postgres runs as this process's child, like the fake servers: `pg_ctl start` would leave a
@@ -206,28 +206,5 @@ public final class PostgresCluster: @unchecked Sendable {
         }
         let read = { (file: URL) in (try? String(contentsOf: file, encoding: .utf8)) ?? "" }
         return Outcome(status: process.terminationStatus, output: read(outFile), errors: read(errFile))
-    }
-
-    /// A TCP port nothing listens on right now.
-    private static func freePort() throws -> Int {
-        #if os(Linux)
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        #else
-        let fd = socket(AF_INET, SOCK_STREAM, 0)
-        #endif
-        guard fd >= 0 else { throw ClusterError(description: "socket() failed: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { generic in
-                bind(fd, generic, length) == 0 && getsockname(fd, generic, &length) == 0
-            }
-        }
-        guard bound else { throw ClusterError(description: "could not find a free port: \(String(cString: strerror(errno)))") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }
