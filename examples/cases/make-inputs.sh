@@ -8,29 +8,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 
 jpeg() { mkdir -p "$(dirname "$1")"; vips gaussnoise "$1[Q=80,strip]" "$2" "$3" --seed 7; }
 png() { mkdir -p "$(dirname "$1")"; vips gaussnoise "$1[strip]" "$2" "$3" --seed 11; }
-pdf() {
-  mkdir -p "$(dirname "$1")"
-  python3 - "$1" <<'PY'
-import sys
-objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-           b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 100] >>"]
-out = bytearray(b"%PDF-1.4\n")
-offsets = []
-for i, body in enumerate(objects, 1):
-    offsets.append(len(out))
-    out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
-xref = len(out)
-out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-open(sys.argv[1], "wb").write(out)
-PY
-}
+# The PDF builder is the test fixtures' own.
+pdf() { mkdir -p "$(dirname "$1")"; python3 ../../Tests/Fixtures/fixtures.py pdf "$1" "$2"; }
 
 jpeg thumbnail-to-images/input/lessons/01/thumbnails/cover.jpg 96 64
 png avatar-to-images/input/users/42/avatars/me.png 48 48
-pdf material-pdf-to-r2/input/course/syllabus.pdf
-pdf lesson-resource-to-r2/input/course/lessons/03/worksheet.pdf
+pdf material-pdf-to-r2/input/course/syllabus.pdf "Syllabus"
+pdf lesson-resource-to-r2/input/course/lessons/03/worksheet.pdf "Worksheet"
 mkdir -p lesson-video-to-stream/input/course/videos
 ffmpeg -v error -y -f lavfi -i color=c=blue:s=64x64:d=1:r=5 -c:v libx264 -pix_fmt yuv420p -preset ultrafast \
   -fflags +bitexact -flags:v +bitexact -map_metadata -1 -movflags +faststart lesson-video-to-stream/input/course/videos/intro.mp4
