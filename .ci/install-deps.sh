@@ -25,3 +25,9 @@ if ! python3 -c 'import moto, boto3, werkzeug' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check 'moto[server]' 2>/dev/null \
     || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'moto[server]'
 fi
+
+# Tests: jsonschema checks pipeline.schema.json against the example pipelines, independently of our loader.
+if ! python3 -c 'import jsonschema' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check jsonschema 2>/dev/null \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages jsonschema
+fi

@@ -22,26 +22,49 @@ public struct Condition: Sendable, Equatable {
     public static func read(_ value: JSONValue?, path: String, purposes: [String], diagnostics: inout Diagnostics) -> Condition? {
         guard let value else { return nil }
         var reader = OptionsReader(value, path: path)
+        let condition = read(&reader, path: path, purposes: purposes, diagnostics: &diagnostics)
+        diagnostics.append(contentsOf: reader.finished().diagnostics)
+        return condition
+    }
+
+    /// The JSON Schema of a `when` object, recorded by the reader that decodes one.
+    public static var schema: JSONValue {
+        var reader = OptionsReader(.object([]), path: "when")
+        var ignored = Diagnostics()
+        _ = read(&reader, path: "when", purposes: [], diagnostics: &ignored)
+        return reader.schema
+    }
+
+    /// A string, or a non-empty array of strings, each one of `allowed` when given.
+    static func wordsSchema(_ allowed: [String]?) -> JSONValue {
+        var word: JSONValue = ["type": "string"]
+        if let allowed { word = word.adding("enum", .array(allowed.map(JSONValue.string))) }
+        return ["anyOf": [word, ["type": "array", "items": word, "minItems": 1]]]
+    }
+
+    private static func read(_ reader: inout OptionsReader, path: String, purposes: [String], diagnostics: inout Diagnostics) -> Condition {
         var condition = Condition()
         let kindNames = AssetKind.allCases.map(\.rawValue)
-        if let raw = reader.raw("kind", type: "kind or [kinds]", help: "image | video | document | archive | audio | other") {
+        if let raw = reader.raw("kind", type: "kind or [kinds]", help: "image | video | document | archive | audio | other",
+                                schema: wordsSchema(kindNames)) {
             condition.kinds = words(raw, path: JSONPath.child(path, "kind"), allowed: kindNames, diagnostics: &diagnostics)?
                 .compactMap(AssetKind.init(rawValue:))
         }
-        if let raw = reader.raw("mime", type: "pattern or [patterns]", help: "MIME types from content, e.g. image/* or application/pdf") {
+        if let raw = reader.raw("mime", type: "pattern or [patterns]", help: "MIME types from content, e.g. image/* or application/pdf",
+                                schema: wordsSchema(nil)) {
             condition.mimes = words(raw, path: JSONPath.child(path, "mime"), allowed: nil, diagnostics: &diagnostics)
         }
-        if let raw = reader.raw("purpose", type: "name or [names]", help: "upload purposes") {
+        if let raw = reader.raw("purpose", type: "name or [names]", help: "upload purposes", schema: wordsSchema(nil)) {
             condition.purposes = words(raw, path: JSONPath.child(path, "purpose"), allowed: purposes, diagnostics: &diagnostics)
         }
-        if let raw = reader.raw("path", type: "glob or [globs]", help: "globs over the path inside the input, e.g. videos/**") {
+        if let raw = reader.raw("path", type: "glob or [globs]", help: "globs over the path inside the input, e.g. videos/**",
+                                schema: wordsSchema(nil)) {
             condition.paths = words(raw, path: JSONPath.child(path, "path"), allowed: nil, diagnostics: &diagnostics)?.map(Glob.init)
         }
         let minBytes = reader.bytes("minBytes", default: -1, help: "at least this size")
         let maxBytes = reader.bytes("maxBytes", default: -1, help: "at most this size")
         condition.minBytes = minBytes >= 0 ? minBytes : nil
         condition.maxBytes = maxBytes >= 0 ? maxBytes : nil
-        diagnostics.append(contentsOf: reader.finished().diagnostics)
         return condition
     }
 

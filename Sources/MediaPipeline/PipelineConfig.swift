@@ -167,17 +167,9 @@ public struct Pipeline: Sendable {
 
         let resolved = Interpolation(environment: environment).resolve(document, path: "", diagnostics: &diagnostics)
         var top = OptionsReader(resolved, path: "")
-        _ = top.raw("$schema", type: "string", help: "path or URL of the JSON Schema, for editors")
-        _ = top.raw("version", type: "1", help: "format version")
-
-        let limits = readLimits(top.object("limits", help: "batch limits"), diagnostics: &diagnostics)
-        let purposes = readPurposes(top.raw("purposes", type: "object", help: "upload purposes"), diagnostics: &diagnostics)
-        let rules = readRules(top.raw("purposeRules", type: "array", help: "path rules choosing a purpose"),
-                              purposes: purposes, diagnostics: &diagnostics)
-        let steps = readSteps(top.raw("stages", type: "array", help: "the ordered stages"), registry: registry,
-                              context: FactoryContext(environment: environment, assumeConfigured: assumeConfigured, purposes: purposes,
-                                                       limits: limits),
-                              diagnostics: &diagnostics)
+        let (limits, purposes, rules, steps) = readDocument(&top, registry: registry, environment: environment,
+                                                            assumeConfigured: assumeConfigured, describing: false,
+                                                            diagnostics: &diagnostics)
         diagnostics.append(contentsOf: top.finished().diagnostics)
 
         if diagnostics.hasErrors { throw LoadError(diagnostics: diagnostics.items) }
@@ -201,8 +193,34 @@ public struct Pipeline: Sendable {
         }
     }
 
-    private static func readLimits(_ reader: OptionsReader, diagnostics: inout Diagnostics) -> PipelineLimits {
-        var reader = reader
+    /// Reads the top-level object, each part through its own reader, every key recorded for the
+    /// schema. `describing` reads empty parts too and gives `stages` its full schema (each kind's
+    /// options, found by building every factory once), which a load does not need.
+    static func readDocument(_ top: inout OptionsReader, registry: StageRegistry, environment: [String: String],
+                             assumeConfigured: Bool, describing: Bool, diagnostics: inout Diagnostics)
+        -> (PipelineLimits, [String: Purpose], [PurposeRule], [PipelineStep]) {
+        _ = top.raw("$schema", type: "string", help: "path or URL of the JSON Schema, for editors", schema: ["type": "string"])
+        _ = top.raw("version", type: "1", help: "format version", schema: ["const": .int(version)])
+        top.require("version")
+        var limitsReader = top.object("limits", help: "batch limits")
+        let limits = readLimits(&limitsReader)
+        top.absorb(limitsReader)
+        let purposes = readPurposes(top.raw("purposes", type: "object", help: "upload purposes, by name",
+                                            schema: ["type": "object", "additionalProperties": purposeSchema]),
+                                    diagnostics: &diagnostics)
+        let rules = readRules(top.raw("purposeRules", type: "array", help: "path rules choosing a purpose; the first match applies",
+                                      schema: ["type": "array", "items": ruleSchema]),
+                              purposes: purposes, diagnostics: &diagnostics)
+        let context = FactoryContext(environment: environment, assumeConfigured: assumeConfigured, purposes: purposes, limits: limits)
+        let steps = readSteps(top.raw("stages", type: "array", help: "the ordered stages",
+                                      schema: ["type": "array", "minItems": 1,
+                                               "items": describing ? stepSchema(registry: registry, context: context) : [:]]),
+                              registry: registry, context: context, diagnostics: &diagnostics)
+        top.require("stages")
+        return (limits, purposes, rules, steps)
+    }
+
+    private static func readLimits(_ reader: inout OptionsReader) -> PipelineLimits {
         var limits = PipelineLimits()
         limits.maxEntriesPerArchive = reader.int("maxEntriesPerArchive", default: limits.maxEntriesPerArchive, range: 1...10_000_000,
                                                  help: "entries an archive may hold")
@@ -221,7 +239,6 @@ public struct Pipeline: Sendable {
         reader.absorb(retry)
         limits.lease = reader.seconds("lease", default: limits.lease, help: "how long a worker's claim lasts without renewal (shared journal)")
         if limits.lease < 3 { reader.error("lease", "must be at least 3s") }
-        diagnostics.append(contentsOf: reader.finished().diagnostics)
         return limits
     }
 
@@ -233,17 +250,28 @@ public struct Pipeline: Sendable {
         }
         var purposes: [String: Purpose] = [:]
         for (name, body) in pairs {
-            let path = JSONPath.child("purposes", name)
-            var reader = OptionsReader(body, path: path)
-            let prefix = reader.string("prefix", default: "", help: "R2 key prefix, e.g. avatars/")
-            if prefix.hasPrefix("/") { reader.error("prefix", "must not start with '/'", hint: "write e.g. \"avatars/\"") }
-            var image = reader.object("image", help: "image preset")
-            let preset = body["image"] == nil ? nil : readPreset(&image)
-            reader.absorb(image)
+            var reader = OptionsReader(body, path: JSONPath.child("purposes", name))
+            purposes[name] = readPurpose(name, body, &reader)
             diagnostics.append(contentsOf: reader.finished().diagnostics)
-            purposes[name] = Purpose(name: name, prefix: prefix, image: preset)
         }
         return purposes
+    }
+
+    /// The schema of one purpose, recorded by the reader that decodes one.
+    static var purposeSchema: JSONValue {
+        var reader = OptionsReader(.object([]), path: "purposes.*")
+        _ = readPurpose("*", .object([]), &reader)
+        return reader.schema
+    }
+
+    private static func readPurpose(_ name: String, _ body: JSONValue, _ reader: inout OptionsReader) -> Purpose {
+        let prefix = reader.string("prefix", default: "", help: "R2 key prefix, e.g. avatars/")
+        if prefix.hasPrefix("/") { reader.error("prefix", "must not start with '/'", hint: "write e.g. \"avatars/\"") }
+        var image = reader.object("image", help: "image preset")
+        // Read even when absent, so the preset's keys are recorded for the schema.
+        let preset = readPreset(&image)
+        if body["image"] == nil { reader.describe(image) } else { reader.absorb(image) }
+        return Purpose(name: name, prefix: prefix, image: body["image"] == nil ? nil : preset)
     }
 
     private static func readPreset(_ reader: inout OptionsReader) -> ImagePreset? {
@@ -270,17 +298,30 @@ public struct Pipeline: Sendable {
         var rules: [PurposeRule] = []
         for (i, item) in items.enumerated() {
             var reader = OptionsReader(item, path: JSONPath.index("purposeRules", i))
-            let match = reader.string("match", default: "", help: "glob over the path inside the input")
-            let purpose = reader.string("purpose", default: "", help: "purpose name")
-            if match.isEmpty { reader.error("match", "missing", hint: "e.g. \"videos/**\"") }
-            if purposes[purpose] == nil {
-                reader.error("purpose", purpose.isEmpty ? "missing" : "unknown purpose '\(purpose)'",
-                             hint: DidYouMean.hint(for: purpose, among: Array(purposes.keys)))
-            }
+            rules.append(readRule(&reader, purposes: purposes))
             diagnostics.append(contentsOf: reader.finished().diagnostics)
-            rules.append(PurposeRule(match: Glob(match), purpose: purpose))
         }
         return rules
+    }
+
+    /// The schema of one purpose rule, recorded by the reader that decodes one.
+    static var ruleSchema: JSONValue {
+        var reader = OptionsReader(.object([]), path: "purposeRules[*]")
+        _ = readRule(&reader, purposes: [:])
+        return reader.schema
+    }
+
+    private static func readRule(_ reader: inout OptionsReader, purposes: [String: Purpose]) -> PurposeRule {
+        let match = reader.string("match", default: "", help: "glob over the path inside the input, e.g. videos/**")
+        let purpose = reader.string("purpose", default: "", help: "the purpose name")
+        reader.require("match")
+        reader.require("purpose")
+        if match.isEmpty { reader.error("match", "missing", hint: "e.g. \"videos/**\"") }
+        if purposes[purpose] == nil {
+            reader.error("purpose", purpose.isEmpty ? "missing" : "unknown purpose '\(purpose)'",
+                         hint: DidYouMean.hint(for: purpose, among: Array(purposes.keys)))
+        }
+        return PurposeRule(match: Glob(match), purpose: purpose)
     }
 
     private static func readSteps(_ value: JSONValue?, registry: StageRegistry, context: FactoryContext,
@@ -302,35 +343,91 @@ public struct Pipeline: Sendable {
         var steps: [PipelineStep] = []
         var seen: [String: Int] = [:]
         for (i, item) in items.enumerated() {
-            let path = JSONPath.index("stages", i)
-            var reader = OptionsReader(item, path: path)
-            let kind = reader.string("kind", default: "", help: "the stage kind")
-            let name = reader.string("name", default: kind, help: "a unique name for this step")
-            let onError = reader.choice("on_error", OnError.allCases.map(\.rawValue), default: "reject",
-                                        help: "what a failure does to the file")
-            let when = Condition.read(reader.raw("when", type: "object", help: "conditions"), path: JSONPath.child(path, "when"),
-                                      purposes: Array(context.purposes.keys), diagnostics: &diagnostics)
-            let rawOptions = reader.raw("options", type: "object", help: "the stage's own options")
-            if let first = seen[name] {
-                reader.error("name", "'\(name)' is already the name of stages[\(first)]", hint: "give each stage a unique name")
-            }
-            seen[name] = seen[name] ?? i
-            var built: StepBody?
-            if kind.isEmpty {
-                reader.error("kind", "missing", hint: "one of: " + registry.kinds.joined(separator: ", "))
-            } else if let factory = registry[kind] {
-                var options = OptionsReader(rawOptions, path: JSONPath.child(path, "options"))
-                built = factory.build(&options, context)
-                diagnostics.append(contentsOf: options.finished().diagnostics)
-            } else {
-                reader.error("kind", "unknown stage kind '\(kind)'", hint: DidYouMean.hint(for: kind, among: registry.kinds))
+            var reader = OptionsReader(item, path: JSONPath.index("stages", i))
+            if let step = readStep(&reader, index: i, registry: registry, context: context, seen: &seen, diagnostics: &diagnostics) {
+                steps.append(step)
             }
             diagnostics.append(contentsOf: reader.finished().diagnostics)
-            if let built {
-                steps.append(PipelineStep(name: name, kind: kind, when: when, onError: OnError(rawValue: onError) ?? .reject, body: built,
-                                          options: rawOptions ?? .null))
-            }
         }
         return steps
+    }
+
+    private static func readStep(_ reader: inout OptionsReader, index i: Int, registry: StageRegistry, context: FactoryContext,
+                                 seen: inout [String: Int], diagnostics: inout Diagnostics) -> PipelineStep? {
+        let path = reader.path
+        var kind = ""
+        switch reader.raw("kind", type: "string", help: "the stage kind",
+                          schema: ["type": "string", "enum": .array(registry.kinds.map(JSONValue.string))]) {
+        case nil: reader.error("kind", "missing", hint: "one of: " + registry.kinds.joined(separator: ", "))
+        case let .string(text)?: kind = text
+        case let other?: reader.error("kind", "expected a string, found \(other.typeName)", hint: "one of: " + registry.kinds.joined(separator: ", "))
+        }
+        reader.require("kind")
+        let name = reader.string("name", default: kind, help: "a unique name for this step (default: its kind)")
+        let onError = reader.choice("on_error", OnError.allCases.map(\.rawValue), default: "reject",
+                                    help: "what a failure does to the file")
+        let when = Condition.read(reader.raw("when", type: "object", help: "conditions; the stage runs only on files that meet them all",
+                                             schema: Condition.schema),
+                                  path: JSONPath.child(path, "when"), purposes: Array(context.purposes.keys), diagnostics: &diagnostics)
+        let rawOptions = reader.raw("options", type: "object", help: "the stage's own options", schema: ["type": "object"])
+        if let first = seen[name] {
+            reader.error("name", "'\(name)' is already the name of stages[\(first)]", hint: "give each stage a unique name")
+        }
+        seen[name] = seen[name] ?? i
+        guard !kind.isEmpty else { return nil }
+        guard let factory = registry[kind] else {
+            reader.error("kind", "unknown stage kind '\(kind)'", hint: DidYouMean.hint(for: kind, among: registry.kinds))
+            return nil
+        }
+        var options = OptionsReader(rawOptions, path: JSONPath.child(path, "options"))
+        let built = factory.build(&options, context)
+        diagnostics.append(contentsOf: options.finished().diagnostics)
+        guard let built else { return nil }
+        return PipelineStep(name: name, kind: kind, when: when, onError: OnError(rawValue: onError) ?? .reject, body: built,
+                            options: rawOptions ?? .null)
+    }
+
+    /// The schema of one stage: the keys every stage has, and per kind (`if kind is …`) the
+    /// options its factory reads, found by building it once with none given.
+    static func stepSchema(registry: StageRegistry, context: FactoryContext) -> JSONValue {
+        var reader = OptionsReader(.object([]), path: "stages[*]")
+        var seen: [String: Int] = [:]
+        var ignored = Diagnostics()
+        _ = readStep(&reader, index: 0, registry: registry, context: context, seen: &seen, diagnostics: &ignored)
+        var schema = reader.schema
+        // Keys the overlay loader reads; kept here until that loader records them itself.
+        let overlayKeys: [(String, JSONValue)] = [
+            ("enabled", ["type": "boolean", "default": true, "description": "false leaves the stage out of the pipeline"]),
+            ("before", ["type": "string", "description": "in an overlay: insert this stage before the named one"]),
+            ("after", ["type": "string", "description": "in an overlay: insert this stage after the named one"]),
+        ]
+        if case var .object(properties)? = schema["properties"] {
+            for (key, node) in overlayKeys where !properties.contains(where: { $0.key == key }) { properties.append((key, node)) }
+            schema = schema.adding("properties", .object(properties))
+        }
+        let branches: [JSONValue] = registry.kinds.compactMap { kind in
+            guard let factory = registry[kind] else { return nil }
+            let options = factory.optionsSchema(context: context).adding("description", .string(factory.summary))
+            return ["if": ["properties": ["kind": ["const": .string(kind)]], "required": ["kind"]],
+                    "then": ["properties": ["options": options]]]
+        }
+        return schema.adding("allOf", .array(branches))
+    }
+}
+
+extension Pipeline {
+    /// The JSON Schema (draft 2020-12) of pipeline.json for `registry`'s stage kinds, assembled
+    /// from the keys the loader's readers record.
+    public static func schema(registry: StageRegistry) -> JSONValue {
+        var top = OptionsReader(.object([]), path: "")
+        var ignored = Diagnostics()
+        _ = readDocument(&top, registry: registry, environment: [:], assumeConfigured: true, describing: true, diagnostics: &ignored)
+        var schema: JSONValue = [
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": "media-pipeline pipeline.json",
+            "description": .string("The stages each file goes through, the upload purposes and the batch limits (version \(version))."),
+        ]
+        if case let .object(pairs) = top.schema { for (key, value) in pairs { schema = schema.adding(key, value) } }
+        return schema
     }
 }

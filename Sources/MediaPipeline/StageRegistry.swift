@@ -75,6 +75,13 @@ public struct StageFactory: Sendable {
         _ = build(&reader, context)
         return reader.options
     }
+
+    /// The JSON Schema of this kind's `options` object, from the same build with none given.
+    public func optionsSchema(context: FactoryContext) -> JSONValue {
+        var reader = OptionsReader(nil, path: "options")
+        _ = build(&reader, context)
+        return reader.schema
+    }
 }
 
 /// Maps each stage `kind` to its factory. The core knows stages only through this.

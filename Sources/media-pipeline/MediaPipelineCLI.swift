@@ -12,7 +12,8 @@ enum MediaPipelineCLI {
     static let version = "0.1.0"
 
     static let commands: [CommandSpec] = [RunCommand.spec, ValidateCommand.spec, ExplainCommand.spec, StagesCommand.spec,
-                                          DoctorCommand.spec, DeleteCommand.spec, LiveCommand.spec, NotifyCommand.spec]
+                                          DoctorCommand.spec, DeleteCommand.spec, LiveCommand.spec, NotifyCommand.spec, TestCommand.spec,
+                                          SchemaCommand.spec]
 
     static let rootHelp = """
         USAGE: media-pipeline <command> [options]
@@ -90,6 +91,8 @@ enum MediaPipelineCLI {
         case DeleteCommand.spec.name: return await DeleteCommand(arguments: parsed, environment: environment, console: console).run()
         case LiveCommand.spec.name: return await LiveCommand(arguments: parsed, environment: environment, console: console).run()
         case NotifyCommand.spec.name: return await NotifyCommand(arguments: parsed, environment: environment, console: console).run()
+        case TestCommand.spec.name: return await TestCommand(arguments: parsed, environment: environment, console: console).run()
+        case SchemaCommand.spec.name: return SchemaCommand(arguments: parsed, console: console).run()
         default: return StagesCommand(environment: environment, console: console).run()
         }
     }

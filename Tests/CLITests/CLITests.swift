@@ -46,7 +46,7 @@ struct CLITests {
 
     @Test func helpAndVersionWorkForEveryCommand() {
         #expect(run(["--version"]).stdout.hasPrefix("media-pipeline "))
-        for command in ["run", "validate", "explain", "stages", "doctor", "delete", "live", "notify"] {
+        for command in ["run", "validate", "explain", "stages", "doctor", "delete", "live", "notify", "test", "schema"] {
             let help = run([command, "--help"])
             #expect(help.status == 0 && help.stdout.contains("USAGE: media-pipeline \(command)"))
         }

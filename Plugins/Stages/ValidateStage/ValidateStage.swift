@@ -32,7 +32,8 @@ public struct ValidateStage: Stage {
         }
         options.absorb(sizes)
         var allowed = defaultAllowed
-        if let raw = options.raw("allow", type: "[MIME patterns]", help: "content types allowed (default: images, video, audio, documents, zip)") {
+        if let raw = options.raw("allow", type: "[MIME patterns]", help: "content types allowed (default: images, video, audio, documents, zip)",
+                                   schema: ["type": "array", "minItems": 1, "items": ["type": "string"]]) {
             if case let .array(items) = raw, items.allSatisfy({ $0.stringValue != nil }), !items.isEmpty {
                 allowed = items.compactMap(\.stringValue)
             } else {
