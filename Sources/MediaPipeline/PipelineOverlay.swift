@@ -252,7 +252,7 @@ indirect enum Node {
     var stageName: String? { member("name")?.string ?? member("kind")?.string }
 
     func setting(_ key: String, _ value: Node?) -> Node {
-        guard case var .object(pairs, origin) = self else { return self }
+        guard case .object(var pairs, let origin) = self else { return self }
         if let i = pairs.firstIndex(where: { $0.key == key }) {
             if let value { pairs[i].value = value } else { pairs.remove(at: i) }
         } else if let value {
