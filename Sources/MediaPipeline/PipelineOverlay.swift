@@ -394,7 +394,8 @@ private struct Merger {
                     continue
                 }
                 var changed = old
-                for (key, value) in stage.pairs ?? [] {
+                // `name` only matched the stage, so the base keeps the credit for it.
+                for (key, value) in stage.pairs ?? [] where key != "name" {
                     changed = changed.setting(key, key == "options" ? (old.member(key).map { $0.merged(with: value) } ?? value) : value)
                 }
                 stages[existing] = changed

@@ -62,6 +62,7 @@ struct OverlayTests {
         #expect(line("stages[2].options.format = \"keep\"")?.hasSuffix("   pipeline.json:26") == true)
         #expect(line("purposes.thumbnail.image.format = \"webp\"")?.hasSuffix("   \(Self.overlay):5") == true)
         #expect(line("limits.maxEntriesPerArchive = 50000")?.hasSuffix("   pipeline.json:3") == true)
+        #expect(line("stages[2].name = \"images\"")?.hasSuffix("   pipeline.json:25") == true)  // the overlay's name only matched it
         #expect(line("limits.uploads = 3")?.hasSuffix("   --set") == true)
         #expect(line("purposes.avatar.prefix = \"school-a/avatars/\"")?.hasSuffix("   env SCHOOL (--set)") == true)
         #expect(line("purposes.lesson-video.prefix = \"****/\"")?.hasSuffix("   env CLOUDFLARE_API_TOKEN (--set)") == true)
