@@ -16,6 +16,19 @@ public struct Interpolation: Sendable {
 
     /// `text` with every reference replaced. `$${` stands for a literal `${`.
     public func resolve(_ text: String) -> Result<String, Failure> {
+        var supplied: [String] = []
+        return resolve(text, supplied: &supplied)
+    }
+
+    /// The variables whose values the environment put into `text` (a default used instead does
+    /// not count), for showing where a resolved value came from.
+    public func variables(suppliedTo text: String) -> [String] {
+        var supplied: [String] = []
+        _ = resolve(text, supplied: &supplied)
+        return supplied
+    }
+
+    private func resolve(_ text: String, supplied: inout [String]) -> Result<String, Failure> {
         var out = ""
         var rest = Substring(text)
         while let dollar = rest.firstIndex(of: "$") {
@@ -36,7 +49,7 @@ public struct Interpolation: Sendable {
                                         hint: "close the reference with '}', or write '$${' for a literal '${'"))
             }
             let body = after[after.index(after: after.startIndex)..<close]
-            switch expand(body) {
+            switch expand(body, supplied: &supplied) {
             case let .success(value): out += value
             case let .failure(failure): return .failure(failure)
             }
@@ -46,7 +59,7 @@ public struct Interpolation: Sendable {
         return .success(out)
     }
 
-    private func expand(_ body: Substring) -> Result<String, Failure> {
+    private func expand(_ body: Substring, supplied: inout [String]) -> Result<String, Failure> {
         let name: Substring
         var fallback: Substring?
         var required: Substring?
@@ -64,6 +77,7 @@ public struct Interpolation: Sendable {
                                     hint: "names are letters, digits and '_', not starting with a digit"))
         }
         if let value = environment[String(name)], !value.isEmpty || (fallback == nil && required == nil) {
+            if !supplied.contains(String(name)) { supplied.append(String(name)) }
             return .success(value)
         }
         if let fallback { return .success(String(fallback)) }

@@ -23,7 +23,17 @@ public enum JSONValue: Sendable, Equatable {
 
     /// Parses JSON text; object keys come out sorted so diagnostics are stable.
     public static func parse(_ data: Data) throws -> JSONValue {
-        try JSONDecoder().decode(JSONValue.self, from: data)
+        var parser = JSONParser(data)
+        return try parser.parseDocument()
+    }
+
+    /// Parses JSON text and fills `lines` with the line of every object key and array item,
+    /// by JSON path (`stages[2].options.maxDimension` → 7).
+    public static func parse(_ data: Data, lines: inout [String: Int]) throws -> JSONValue {
+        var parser = JSONParser(data)
+        let value = try parser.parseDocument()
+        lines = parser.lines
+        return value
     }
 
     /// The value under `key` when this is an object.

@@ -143,7 +143,6 @@ public struct Pipeline: Sendable {
     /// `${VAR}` resolved once, each stage's options decoded by its own factory.
     public static func load(_ data: Data, registry: StageRegistry, environment: [String: String],
                             assumeConfigured: Bool = false) throws(LoadError) -> Pipeline {
-        var diagnostics = Diagnostics()
         let document: JSONValue
         do {
             document = try JSONValue.parse(data)
@@ -151,6 +150,13 @@ public struct Pipeline: Sendable {
             throw LoadError(diagnostics: [Diagnostic(.error, path: "", "not valid JSON: \(syntaxProblem(in: data))",
                                                      hint: "check commas, quotes and brackets near the place named")])
         }
+        return try load(document: document, registry: registry, environment: environment, assumeConfigured: assumeConfigured)
+    }
+
+    /// Reads a parsed document (one file, or the merge of a base and its overlays) the same way.
+    public static func load(document: JSONValue, registry: StageRegistry, environment: [String: String],
+                            assumeConfigured: Bool = false) throws(LoadError) -> Pipeline {
+        var diagnostics = Diagnostics()
         guard case .object = document else {
             throw LoadError(diagnostics: [Diagnostic(.error, path: "", "expected a JSON object at the top, found \(document.typeName)")])
         }
@@ -165,7 +171,7 @@ public struct Pipeline: Sendable {
                                                      hint: "this media-pipeline reads version \(version)")])
         }
 
-        let resolved = Interpolation(environment: environment).resolve(document, path: "", diagnostics: &diagnostics)
+        let resolved = resolveEnabled(document, interpolation: Interpolation(environment: environment), diagnostics: &diagnostics)
         var top = OptionsReader(resolved, path: "")
         let (limits, purposes, rules, steps) = readDocument(&top, registry: registry, environment: environment,
                                                             assumeConfigured: assumeConfigured, describing: false,
@@ -177,8 +183,23 @@ public struct Pipeline: Sendable {
                         warnings: diagnostics.items)
     }
 
+    /// `${VAR}` resolved everywhere but in disabled stages, which are left as written: a stage
+    /// turned off for want of its variables must not fail the load for want of them.
+    private static func resolveEnabled(_ document: JSONValue, interpolation: Interpolation, diagnostics: inout Diagnostics) -> JSONValue {
+        guard case let .array(stages)? = document["stages"] else {
+            return interpolation.resolve(document, path: "", diagnostics: &diagnostics)
+        }
+        let disabled = stages.indices.filter { stages[$0]["enabled"] == .bool(false) }
+        var kept = stages
+        for i in disabled { kept[i] = .object([]) }
+        let resolved = interpolation.resolve(document.adding("stages", .array(kept)), path: "", diagnostics: &diagnostics)
+        guard !disabled.isEmpty, case var .array(items)? = resolved["stages"] else { return resolved }
+        for i in disabled { items[i] = stages[i] }
+        return resolved.adding("stages", .array(items))
+    }
+
     /// Where the JSON text goes wrong, as `line L, column C`. JSONSerialization names the character.
-    private static func syntaxProblem(in data: Data) -> String {
+    static func syntaxProblem(in data: Data) -> String {
         do {
             _ = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
             return "the text is not a JSON document"
@@ -338,14 +359,49 @@ public struct Pipeline: Sendable {
         var context = context
         let kinds = items.map { $0["kind"]?.stringValue ?? "" }
         context.sinkSteps = items.indices.compactMap { i in
-            registry[kinds[i]]?.isSink == true ? (items[i]["name"]?.stringValue ?? kinds[i]) : nil
+            registry[kinds[i]]?.isSink == true && items[i]["enabled"] != .bool(false) ? (items[i]["name"]?.stringValue ?? kinds[i]) : nil
         }
         var steps: [PipelineStep] = []
         var seen: [String: Int] = [:]
         for (i, item) in items.enumerated() {
+<<<<<<< HEAD
             var reader = OptionsReader(item, path: JSONPath.index("stages", i))
             if let step = readStep(&reader, index: i, registry: registry, context: context, seen: &seen, diagnostics: &diagnostics) {
                 steps.append(step)
+=======
+            let path = JSONPath.index("stages", i)
+            var reader = OptionsReader(item, path: path)
+            let kind = reader.string("kind", default: "", help: "the stage kind")
+            let name = reader.string("name", default: kind, help: "a unique name for this step")
+            let enabled = reader.bool("enabled", default: true, help: "false turns the stage off")
+            if !enabled {
+                // Off: only its name counts (it stays unique); nothing else of it is read or built.
+                if let first = seen[name] {
+                    reader.error("name", "'\(name)' is already the name of stages[\(first)]", hint: "give each stage a unique name")
+                }
+                seen[name] = seen[name] ?? i
+                diagnostics.append(contentsOf: reader.diagnostics)
+                continue
+            }
+            let onError = reader.choice("on_error", OnError.allCases.map(\.rawValue), default: "reject",
+                                        help: "what a failure does to the file")
+            let when = Condition.read(reader.raw("when", type: "object", help: "conditions"), path: JSONPath.child(path, "when"),
+                                      purposes: Array(context.purposes.keys), diagnostics: &diagnostics)
+            let rawOptions = reader.raw("options", type: "object", help: "the stage's own options")
+            if let first = seen[name] {
+                reader.error("name", "'\(name)' is already the name of stages[\(first)]", hint: "give each stage a unique name")
+            }
+            seen[name] = seen[name] ?? i
+            var built: StepBody?
+            if kind.isEmpty {
+                reader.error("kind", "missing", hint: "one of: " + registry.kinds.joined(separator: ", "))
+            } else if let factory = registry[kind] {
+                var options = OptionsReader(rawOptions, path: JSONPath.child(path, "options"))
+                built = factory.build(&options, context)
+                diagnostics.append(contentsOf: options.finished().diagnostics)
+            } else {
+                reader.error("kind", "unknown stage kind '\(kind)'", hint: DidYouMean.hint(for: kind, among: registry.kinds))
+>>>>>>> overlay
             }
             diagnostics.append(contentsOf: reader.finished().diagnostics)
         }

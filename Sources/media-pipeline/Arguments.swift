@@ -8,6 +8,8 @@ struct CommandSpec {
         /// The value's placeholder (`FILE`, `N`), or nil for a flag.
         var value: String?
         var help: String
+        /// True when the option may be given more than once (each value is kept, in order).
+        var repeats = false
     }
 
     var name: String
@@ -22,7 +24,7 @@ struct CommandSpec {
         let all = options + [Option(name: "help", value: nil, help: "Show this help.")]
         lines += ["", "OPTIONS:"]
         for option in all {
-            let left = "  --\(option.name)" + (option.value.map { " \($0)" } ?? "")
+            let left = "  --\(option.name)" + (option.value.map { " \($0)" } ?? "") + (option.repeats ? " …" : "")
             lines.append(left.padding(toLength: max(left.count + 2, 28), withPad: " ", startingAt: 0) + option.help)
         }
         return lines.joined(separator: "\n")
@@ -33,10 +35,13 @@ struct CommandSpec {
 struct ParsedArguments {
     var flags: Set<String> = []
     var values: [String: String] = [:]
+    /// Every value of each option, in the order given, for options that repeat.
+    var lists: [String: [String]] = [:]
     var positional: [String] = []
 
     func flag(_ name: String) -> Bool { flags.contains(name) }
     func value(_ name: String) -> String? { values[name] }
+    func all(_ name: String) -> [String] { lists[name] ?? [] }
 }
 
 /// A mistake on the command line: exit 2, with the command's help named.
@@ -76,6 +81,7 @@ extension CommandSpec {
                     throw UsageError(description: "--\(name) needs a value (\(option.value!))")
                 }
                 parsed.values[name] = value
+                parsed.lists[name, default: []].append(value)
             }
         }
         return parsed

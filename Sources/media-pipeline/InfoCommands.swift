@@ -5,8 +5,9 @@ import StandardStages
 /// `media-pipeline validate`: every problem in a pipeline file, with its JSON path.
 struct ValidateCommand {
     static let spec = CommandSpec(
-        name: "validate", usage: "validate [FILE]",
-        abstract: "Check a pipeline file and list every problem with its JSON path.", options: [])
+        name: "validate", usage: "validate [FILE] [--pipeline FILE…] [--set PATH=VALUE…]",
+        abstract: "Check a pipeline file and list every problem with its JSON path.", options: PipelineChoice.options,
+        discussion: "FILE (default pipeline.json) is the base; each --pipeline adds an overlay file over it, in order.")
 
     let arguments: ParsedArguments
     let environment: [String: String]
@@ -14,14 +15,14 @@ struct ValidateCommand {
 
     func run() -> Int32 {
         guard arguments.positional.count <= 1 else {
-            console.err("error: validate takes one pipeline file")
+            console.err("error: validate takes one pipeline file; give overlays with --pipeline FILE")
             return 2
         }
-        let path = arguments.positional.first ?? "pipeline.json"
+        let choice = PipelineChoice(arguments, leading: arguments.positional)
         // Sinks' credentials are not needed to check a file's shape.
-        guard let pipeline = MediaPipelineCLI.loadPipeline(path, environment: environment, assumeConfigured: true, console: console)
+        guard let pipeline = choice.load(environment: environment, assumeConfigured: true, console: console)?.pipeline
         else { return 2 }
-        console.out("\(path): OK, \(pipeline.steps.count) stages, \(pipeline.purposes.count) purposes")
+        console.out("\(choice.label): OK, \(pipeline.steps.count) stages, \(pipeline.purposes.count) purposes")
         return 0
     }
 }
@@ -29,20 +30,32 @@ struct ValidateCommand {
 /// `media-pipeline explain`: the pipeline as it will run, environment applied, secrets hidden.
 struct ExplainCommand {
     static let spec = CommandSpec(
-        name: "explain", usage: "explain [FILE] [--inputs PATH]",
+        name: "explain", usage: "explain [FILE] [--pipeline FILE…] [--set PATH=VALUE…] [--origins | --inputs PATH]",
         abstract: "Show the resolved pipeline with the environment applied and secrets redacted.",
-        options: [.init(name: "inputs", value: "PATH", help: "Instead: each file under PATH with its purpose and the rule that chose it.")])
+        options: [.init(name: "origins", value: nil, help: "List each value with where it was set: file:line, env VAR or --set."),
+                  .init(name: "inputs", value: "PATH", help: "Instead: each file under PATH with its purpose and the rule that chose it.")]
+            + PipelineChoice.options,
+        discussion: "FILE (default pipeline.json) is the base; each --pipeline adds an overlay file over it, in order.")
 
     let arguments: ParsedArguments
     let environment: [String: String]
     let console: Console
 
     func run() -> Int32 {
-        let path = arguments.positional.first ?? "pipeline.json"
-        guard let pipeline = MediaPipelineCLI.loadPipeline(path, environment: environment, assumeConfigured: false, console: console)
+        guard arguments.positional.count <= 1 else {
+            console.err("error: explain takes one pipeline file; give overlays with --pipeline FILE")
+            return 2
+        }
+        guard let loaded = PipelineChoice(arguments, leading: arguments.positional)
+            .load(environment: environment, assumeConfigured: false, console: console)
         else { return 2 }
+        let pipeline = loaded.pipeline
         if let inputs = arguments.value("inputs") { return explain(inputs: inputs, pipeline) }
-        console.out(console.redactor.redact(pipeline.resolved).prettyText)
+        if arguments.flag("origins") {
+            printOrigins(loaded)
+        } else {
+            console.out(console.redactor.redact(pipeline.resolved).prettyText)
+        }
         console.out("")
         for step in pipeline.steps {
             var line = "stage \(step.name) (\(step.kind))"
@@ -51,7 +64,18 @@ struct ExplainCommand {
             }
             console.out(line)
         }
+        for off in loaded.overlay.disabled { console.out("stage \(off.name): disabled by \(off.origin)") }
         return 0
+    }
+
+    /// `path = value   origin`, one line per value, the origins in one column.
+    private func printOrigins(_ loaded: PipelineChoice.Loaded) {
+        let entries = loaded.overlay.entries(resolved: loaded.pipeline.resolved, interpolation: Interpolation(environment: environment))
+        let lefts = entries.map { "\($0.path) = \(console.redactor.redact($0.value).compactText)" }
+        let width = min(lefts.map(\.count).max() ?? 0, 72)
+        for (left, entry) in zip(lefts, entries) {
+            console.out(left.padding(toLength: max(width, left.count), withPad: " ", startingAt: 0) + "   " + (entry.origin?.description ?? "default"))
+        }
     }
 
     /// One line per file (or archive entry, read without extracting it): its path, its purpose,

@@ -97,23 +97,9 @@ enum MediaPipelineCLI {
         }
     }
 
-    /// Loads a pipeline file, printing every problem with the file's name when it cannot.
+    /// Loads one pipeline file, printing every problem with the file's name when it cannot.
     static func loadPipeline(_ path: String, environment: [String: String], assumeConfigured: Bool,
                              console: Console) -> Pipeline? {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            console.err("error: \(path): cannot read the pipeline file (give one with --pipeline FILE)")
-            return nil
-        }
-        do {
-            let pipeline = try Pipeline.load(data, registry: StandardStages.registry, environment: environment,
-                                             assumeConfigured: assumeConfigured)
-            for warning in pipeline.warnings { console.err("\(path): \(warning)") }
-            return pipeline
-        } catch {
-            for diagnostic in error.diagnostics { console.err("\(path): \(diagnostic)") }
-            let count = error.diagnostics.filter { $0.severity == .error }.count
-            console.err("\(path): \(count) error\(count == 1 ? "" : "s"); nothing was run")
-            return nil
-        }
+        PipelineChoice(files: [path]).load(environment: environment, assumeConfigured: assumeConfigured, console: console)?.pipeline
     }
 }

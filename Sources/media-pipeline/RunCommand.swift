@@ -8,7 +8,6 @@ struct RunCommand {
         name: "run", usage: "run PATH… [options]",
         abstract: "Run files, folders (recursively) and archives (.zip, .tar, .tar.gz, .tgz) through the pipeline.",
         options: [
-            .init(name: "pipeline", value: "FILE", help: "The pipeline file (default: pipeline.json)."),
             .init(name: "dry-run", value: nil, help: "Plan every upload and report it; nothing leaves the machine."),
             .init(name: "assume-configured", value: nil, help: "With --dry-run: plan as if every sink's variables were set."),
             .init(name: "purpose", value: "NAME", help: "Use this purpose for every file instead of the path rules."),
@@ -21,7 +20,7 @@ struct RunCommand {
             .init(name: "uploads", value: "N", help: "Uploads in flight at once, beside the CPU pool (default: limits.uploads, 8)."),
             .init(name: "quiet", value: nil, help: "Print only problems and the summary."),
             .init(name: "verbose", value: nil, help: "Print what each stage found."),
-        ],
+        ] + PipelineChoice.options,
         discussion: """
             Exit codes: 0 all done, 1 some files rejected, 2 usage or pipeline error (nothing attempted),
             3 fatal, 4 some files failed after retries, 5 notifications not delivered (pending, refused or expired),
@@ -53,8 +52,8 @@ struct RunCommand {
             guard let n = Int(text), (1...256).contains(n) else { return usage("--uploads takes a number from 1 to 256") }
             uploads = n
         }
-        guard let pipeline = MediaPipelineCLI.loadPipeline(arguments.value("pipeline") ?? "pipeline.json", environment: environment,
-                                                           assumeConfigured: arguments.flag("assume-configured"), console: console)
+        guard let pipeline = PipelineChoice(arguments).load(environment: environment, assumeConfigured: arguments.flag("assume-configured"),
+                                                            console: console)?.pipeline
         else { return 2 }
         if let purpose = arguments.value("purpose"), pipeline.purposes[purpose] == nil {
             let hint = DidYouMeanWord.closest(purpose, Array(pipeline.purposes.keys)).map { " Did you mean '\($0)'?" } ?? ""
