@@ -364,46 +364,13 @@ public struct Pipeline: Sendable {
         var steps: [PipelineStep] = []
         var seen: [String: Int] = [:]
         for (i, item) in items.enumerated() {
-<<<<<<< HEAD
             var reader = OptionsReader(item, path: JSONPath.index("stages", i))
             if let step = readStep(&reader, index: i, registry: registry, context: context, seen: &seen, diagnostics: &diagnostics) {
                 steps.append(step)
-=======
-            let path = JSONPath.index("stages", i)
-            var reader = OptionsReader(item, path: path)
-            let kind = reader.string("kind", default: "", help: "the stage kind")
-            let name = reader.string("name", default: kind, help: "a unique name for this step")
-            let enabled = reader.bool("enabled", default: true, help: "false turns the stage off")
-            if !enabled {
-                // Off: only its name counts (it stays unique); nothing else of it is read or built.
-                if let first = seen[name] {
-                    reader.error("name", "'\(name)' is already the name of stages[\(first)]", hint: "give each stage a unique name")
-                }
-                seen[name] = seen[name] ?? i
-                diagnostics.append(contentsOf: reader.diagnostics)
-                continue
             }
-            let onError = reader.choice("on_error", OnError.allCases.map(\.rawValue), default: "reject",
-                                        help: "what a failure does to the file")
-            let when = Condition.read(reader.raw("when", type: "object", help: "conditions"), path: JSONPath.child(path, "when"),
-                                      purposes: Array(context.purposes.keys), diagnostics: &diagnostics)
-            let rawOptions = reader.raw("options", type: "object", help: "the stage's own options")
-            if let first = seen[name] {
-                reader.error("name", "'\(name)' is already the name of stages[\(first)]", hint: "give each stage a unique name")
-            }
-            seen[name] = seen[name] ?? i
-            var built: StepBody?
-            if kind.isEmpty {
-                reader.error("kind", "missing", hint: "one of: " + registry.kinds.joined(separator: ", "))
-            } else if let factory = registry[kind] {
-                var options = OptionsReader(rawOptions, path: JSONPath.child(path, "options"))
-                built = factory.build(&options, context)
-                diagnostics.append(contentsOf: options.finished().diagnostics)
-            } else {
-                reader.error("kind", "unknown stage kind '\(kind)'", hint: DidYouMean.hint(for: kind, among: registry.kinds))
->>>>>>> overlay
-            }
-            diagnostics.append(contentsOf: reader.finished().diagnostics)
+            // A stage turned off is not read past its name and kind.
+            let off: Set<String> = item["enabled"] == .bool(false) ? ["on_error", "when", "options"] : []
+            diagnostics.append(contentsOf: reader.finished(allowing: off).diagnostics)
         }
         return steps
     }
@@ -420,16 +387,18 @@ public struct Pipeline: Sendable {
         }
         reader.require("kind")
         let name = reader.string("name", default: kind, help: "a unique name for this step (default: its kind)")
+        if let first = seen[name] {
+            reader.error("name", "'\(name)' is already the name of stages[\(first)]", hint: "give each stage a unique name")
+        }
+        seen[name] = seen[name] ?? i
+        // Off: only its name counts (it stays unique); nothing else of it is read or built.
+        guard reader.bool("enabled", default: true, help: "false leaves the stage out of the pipeline") else { return nil }
         let onError = reader.choice("on_error", OnError.allCases.map(\.rawValue), default: "reject",
                                     help: "what a failure does to the file")
         let when = Condition.read(reader.raw("when", type: "object", help: "conditions; the stage runs only on files that meet them all",
                                              schema: Condition.schema),
                                   path: JSONPath.child(path, "when"), purposes: Array(context.purposes.keys), diagnostics: &diagnostics)
         let rawOptions = reader.raw("options", type: "object", help: "the stage's own options", schema: ["type": "object"])
-        if let first = seen[name] {
-            reader.error("name", "'\(name)' is already the name of stages[\(first)]", hint: "give each stage a unique name")
-        }
-        seen[name] = seen[name] ?? i
         guard !kind.isEmpty else { return nil }
         guard let factory = registry[kind] else {
             reader.error("kind", "unknown stage kind '\(kind)'", hint: DidYouMean.hint(for: kind, among: registry.kinds))

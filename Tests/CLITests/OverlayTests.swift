@@ -59,10 +59,10 @@ struct OverlayTests {
         let lines = result.stdout.split(separator: "\n").map(String.init)
         func line(_ start: String) -> String? { lines.first { $0.hasPrefix(start + " ") } }
         #expect(line("stages[2].options.maxDimension = 2048")?.hasSuffix("   \(Self.overlay):8") == true, "\(lines)")
-        #expect(line("stages[2].options.format = \"keep\"")?.hasSuffix("   pipeline.json:26") == true)
+        #expect(line("stages[2].options.format = \"keep\"")?.hasSuffix("   pipeline.json:27") == true)
         #expect(line("purposes.thumbnail.image.format = \"webp\"")?.hasSuffix("   \(Self.overlay):5") == true)
-        #expect(line("limits.maxEntriesPerArchive = 50000")?.hasSuffix("   pipeline.json:3") == true)
-        #expect(line("stages[2].name = \"images\"")?.hasSuffix("   pipeline.json:25") == true)  // the overlay's name only matched it
+        #expect(line("limits.maxEntriesPerArchive = 50000")?.hasSuffix("   pipeline.json:4") == true)
+        #expect(line("stages[2].name = \"images\"")?.hasSuffix("   pipeline.json:26") == true)  // the overlay's name only matched it
         #expect(line("limits.uploads = 3")?.hasSuffix("   --set") == true)
         #expect(line("purposes.avatar.prefix = \"school-a/avatars/\"")?.hasSuffix("   env SCHOOL (--set)") == true)
         #expect(line("purposes.lesson-video.prefix = \"****/\"")?.hasSuffix("   env CLOUDFLARE_API_TOKEN (--set)") == true)
@@ -84,13 +84,13 @@ struct OverlayTests {
             let off = try file("no-r2.json", #"{"stages": [{"name": "r2", "enabled": false}]}"#)
             let routed = cli.run(["validate", "--pipeline", "pipeline.json", "--pipeline", off])
             #expect(routed.status == 2)
-            #expect(routed.stderr.contains("pipeline.json:29: error: stages[3].options.rules[0].to[1]: 'r2' is not the name of a sink stage"),
+            #expect(routed.stderr.contains("pipeline.json:30: error: stages[3].options.rules[0].to[1]: 'r2' is not the name of a sink stage"),
                     "stderr: \(routed.stderr)")
             #expect(routed.stderr.contains("stage 'r2' was disabled by \(off):1"))
             let kind = try file("kind.json", "{\n  \"stages\": [ { \"name\": \"images\", \"kind\": \"route\" } ]\n}")
             let changed = cli.run(["run", "Tests", "--dry-run", "--pipeline", "pipeline.json", "--pipeline", kind])
             #expect(changed.status == 2)
-            #expect(changed.stderr.contains("\(kind): error: stages[0].kind: changes the kind of stage 'images' from 'image.transform' (pipeline.json:25) to 'route'"),
+            #expect(changed.stderr.contains("\(kind): error: stages[0].kind: changes the kind of stage 'images' from 'image.transform' (pipeline.json:26) to 'route'"),
                     "stderr: \(changed.stderr)")
             let unknown = cli.run(["explain", "--set", "stages.imgs.options.maxDimension=1"])
             #expect(unknown.status == 2 && unknown.stderr.contains("no stage named 'imgs' (did you mean 'images'?)"), "stderr: \(unknown.stderr)")
