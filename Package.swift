@@ -10,6 +10,7 @@ let stageModules: [(name: String, dependencies: [Target.Dependency])] = [
     ("CloudflareImagesStage", ["CloudflareClient"]),
     ("CloudflareR2Stage", ["CloudflareClient"]),
     ("CloudflareStreamStage", ["CloudflareClient"]),
+    ("ExecStage", []),
 ]
 
 let package = Package(

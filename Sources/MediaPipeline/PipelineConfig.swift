@@ -320,7 +320,9 @@ public struct Pipeline: Sendable {
                 reader.error("kind", "missing", hint: "one of: " + registry.kinds.joined(separator: ", "))
             } else if let factory = registry[kind] {
                 var options = OptionsReader(rawOptions, path: JSONPath.child(path, "options"))
-                built = factory.build(&options, context)
+                var stepContext = context
+                stepContext.stepName = name
+                built = factory.build(&options, stepContext)
                 diagnostics.append(contentsOf: options.finished().diagnostics)
             } else {
                 reader.error("kind", "unknown stage kind '\(kind)'", hint: DidYouMean.hint(for: kind, among: registry.kinds))

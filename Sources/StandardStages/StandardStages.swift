@@ -7,6 +7,7 @@ import RouteStage
 import CloudflareImagesStage
 import CloudflareR2Stage
 import CloudflareStreamStage
+import ExecStage
 
 /// The one list of the stage kinds that ship with media-pipeline, shared by the CLI and by
 /// apps that embed the pipeline.
@@ -20,6 +21,7 @@ public enum StandardStages {
         CloudflareImagesStage.factory,
         CloudflareR2Stage.factory,
         CloudflareStreamStage.factory,
+        ExecStage.factory,
     ]
 
     /// A registry holding every standard stage kind.
