@@ -1,4 +1,5 @@
 import Foundation
+import MediaPipeline
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -195,7 +196,7 @@ struct ChildProcess: Sendable {
     }
 
     /// True once the program has ended (it stays a zombie until `stop` reaps it).
-    private var hasExited: Bool {
+    var hasExited: Bool {
         var info = siginfo_t()
         let r = waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT)
         return r == 0 && info._sifields._sigchld.si_pid == pid

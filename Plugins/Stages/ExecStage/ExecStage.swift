@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 public import MediaPipeline
 #if canImport(Glibc)
 import Glibc
@@ -39,7 +39,7 @@ public struct ExecStage: Stage {
 
     public static let factory = StageFactory(kind: "exec", summary: "run a program of your own on each file (JSON lines over stdin/stdout)") { options, context in
         let commandValue = options.raw("command", type: "[string]", help: "the program and its arguments, e.g. [\"python3\", \"stages/check.py\"] (required)")
-        let environment = readEnvironment(&options)
+        let environment = ExecStage.readEnvironment(&options)
         let timeout = options.seconds("timeout", default: 60, help: "longest wait for the answer about one file; then the program is killed")
         let startTimeout = options.seconds("startTimeout", default: 10, help: "longest wait for the program's ready after hello")
         let instances = options.int("instances", default: 1, range: 1...64, help: "programs kept running, each serving one file at a time")
@@ -47,7 +47,7 @@ public struct ExecStage: Stage {
                                         help: "the program replaces files: its options count in the journal's rendition identity")
         if options.has("timeout"), timeout <= 0 { options.error("timeout", "must be more than 0", hint: "e.g. \"30s\"") }
         if options.has("startTimeout"), startTimeout <= 0 { options.error("startTimeout", "must be more than 0", hint: "e.g. \"10s\"") }
-        guard let command = readCommand(commandValue, path: PathSearch(environment["PATH"] ?? defaultPath), options: &options) else { return nil }
+        guard let command = ExecStage.readCommand(commandValue, path: PathSearch(environment["PATH"] ?? ExecStage.defaultPath), options: &options) else { return nil }
         return .stage(ExecStage(name: context.stepName.isEmpty ? "exec" : context.stepName, command: command, environment: environment,
                                 timeout: timeout, startTimeout: startTimeout, changesBytes: changesBytes,
                                 pool: ProcessPool(capacity: instances)))
@@ -70,7 +70,7 @@ public struct ExecStage: Stage {
             try? FileManager.default.removeItem(at: folder)
             throw error
         }
-        let logger = context.logger, name = name
+        let logger = context.logger
         let (slot, id) = await pool.acquire(logger: logger)
         let message = StageProtocol.asset(id: id, fields)
         let (after, answer) = await Self.detached { [self] in
@@ -121,13 +121,13 @@ public struct ExecStage: Stage {
 
     public func finish() async {
         let (children, logger) = pool.takeIdle()
-        let name = name
+        let stepName = name
         await withTaskGroup(of: Void.self) { group in
             for child in children {
                 group.addTask {
                     await Self.detached {
                         var child = child
-                        child.stop(grace: Self.exitGrace) { logger?.log(.info, "[\(name)] \($0)") }
+                        child.stop(grace: Self.exitGrace) { logger?.log(.info, "[\(stepName)] \($0)") }
                     }
                 }
             }
@@ -157,6 +157,11 @@ public struct ExecStage: Stage {
     /// the message, waits for the reply. A program that failed is stopped and left out of the slot.
     private func ask(_ slot: inout ProcessPool.Slot, _ message: [UInt8], id: Int,
                      log: (String) -> Void) -> Result<StageProtocol.Reply, Reason> {
+        if var idle = slot.child, idle.hasExited {
+            // It ended between two files: this file is not its victim, so it gets a fresh start.
+            log("the program \(idle.stop(grace: 0, log: log)) while idle; starting it again")
+            slot.child = nil
+        }
         if slot.child == nil {
             switch start(log: log) {
             case let .success(child): slot.child = child

@@ -1,5 +1,5 @@
 import Foundation
-public import MediaPipeline
+import MediaPipeline
 import Synchronization
 
 /// The programs of one `exec` step: at most `capacity` of them, each started on first need and

@@ -1,4 +1,5 @@
-public import MediaPipeline
+import Foundation
+import MediaPipeline
 
 /// The messages of the stage protocol (docs/stage-protocol.md): one JSON object per line on the
 /// program's stdin and stdout. Pure values, no I/O.
@@ -19,7 +20,7 @@ enum StageProtocol {
     private static func line(_ value: JSONValue) -> [UInt8] { Array((value.compactText + "\n").utf8) }
 
     /// What the program decided about a file.
-    enum Reply: Equatable {
+    enum Reply: Equatable, Sendable {
         /// Go on, with variables to merge, a file to use instead of the working one, and extra files.
         case proceed(variables: [String: String], replace: String?, files: [String])
         case skip(Reason)
@@ -41,7 +42,7 @@ enum StageProtocol {
         guard object["type"]?.stringValue == "ready" else {
             return Violation(detail: "answered hello with \(describe(object["type"])) instead of {\"type\":\"ready\"}")
         }
-        if let spoken = object["protocol"], spoken != .int(version) {
+        if let spoken = object["protocol"], spoken != JSONValue.int(version) {
             return Violation(detail: "speaks protocol \(spoken.compactText); this media-pipeline speaks \(version)")
         }
         return nil
@@ -54,7 +55,7 @@ enum StageProtocol {
         case let .success(value): object = value
         case let .failure(violation): return .failure(violation)
         }
-        guard object["id"] == .int(id) else {
+        guard object["id"] == JSONValue.int(id) else {
             return .failure(Violation(detail: "answered with id \(object["id"]?.compactText ?? "missing") to asset \(id)"))
         }
         switch object["type"]?.stringValue {
