@@ -104,6 +104,7 @@ struct ChildProcess: Sendable {
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
             if let newline = outputBuffer.firstIndex(of: 0x0A) {
+                guard newline <= Self.maxLine else { return .failure(.tooLong) }
                 let line = Array(outputBuffer[..<newline])
                 outputBuffer.removeSubrange(...newline)
                 return .success(line)
