@@ -56,28 +56,28 @@ public struct ExecStage: Stage {
     public var shapesBytes: Bool { changesBytes }
 
     public func run(_ asset: Asset, context: StageContext) async throws -> StageOutcome {
-        let folder = context.workDirectory.appendingPathComponent("exec-\(Self.folderName(name))")
-            .appendingPathComponent(UUID().uuidString.lowercased())
+        let id = pool.nextID()
+        let fields = try describe(asset)
+        let logger = context.logger
+        var slot = await pool.acquire(logger: logger)
+        let folder: URL
         do {
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            folder = try slot.folder ?? makeFolder(id, in: context.workDirectory)
         } catch {
-            throw Reason(.stageFailed, "stage '\(name)': cannot create the work folder \(folder.path): \(error.localizedDescription)")
-        }
-        let fields: [(key: String, value: JSONValue)]
-        do {
-            fields = try describe(asset, folder: folder)
-        } catch {
-            try? FileManager.default.removeItem(at: folder)
+            pool.release(slot)
             throw error
         }
-        let logger = context.logger
-        let (slot, id) = await pool.acquire(logger: logger)
-        let message = StageProtocol.asset(id: id, fields)
-        let (after, answer) = await Self.detached { [self] in
+        slot.folder = nil
+        let message = StageProtocol.asset(id: id, fields + [("workDir", .string(folder.path))])
+        let exchanged = await Self.detached { [self, slot] in
             var slot = slot
             let answer = ask(&slot, message, id: id) { logger.log(.info, "[\(name)] \($0)") }
             return (slot, answer)
         }
+        var after = exchanged.0
+        let answer = exchanged.1
+        // The folder goes back to the slot only when the file leaves nothing in it.
+        if case .success(.proceed(_, nil, [])) = answer, Self.isEmptyFolder(folder) { after.folder = folder }
         pool.release(after)
 
         let reply: StageProtocol.Reply
@@ -114,16 +114,16 @@ public struct ExecStage: Stage {
                 }
             }
             for file in checked.dropFirst(replace == nil ? 0 : 1) { asset.note("\(name): made \(file.path)") }
-            if checked.isEmpty { rmdir(folder.path) }  // removed only when the program left nothing in it
             return .proceed
         }
     }
 
     public func finish() async {
-        let (children, logger) = pool.takeIdle()
+        let (slots, logger) = pool.takeIdle()
         let stepName = name
+        for case let folder? in slots.map(\.folder) { rmdir(folder.path) }
         await withTaskGroup(of: Void.self) { group in
-            for child in children {
+            for case let child? in slots.map(\.child) {
                 group.addTask {
                     await Self.detached {
                         var child = child
@@ -134,8 +134,24 @@ public struct ExecStage: Stage {
         }
     }
 
+    /// A new empty folder for one file: `exec-<step>/<pid>-<id>` in the run's work folder. Plain
+    /// `mkdir` calls, since this runs for every file.
+    private func makeFolder(_ id: Int, in work: URL) throws -> URL {
+        let parent = work.appendingPathComponent("exec-\(Self.folderName(name))")
+        var folder = parent.appendingPathComponent("\(getpid())-\(id)")
+        for _ in 0..<3 {
+            if mkdir(folder.path, 0o700) == 0 { return folder }
+            switch errno {
+            case ENOENT: _ = mkdir(parent.path, 0o700)  // the first file of the step
+            case EEXIST: folder = parent.appendingPathComponent(UUID().uuidString.lowercased())  // left by an earlier run in a kept --work-dir
+            default: break
+            }
+        }
+        throw Reason(.stageFailed, "stage '\(name)': cannot create the work folder \(folder.path): \(String(cString: strerror(errno)))")
+    }
+
     /// The asset message's fields, from facts already known where possible.
-    private func describe(_ asset: Asset, folder: URL) throws -> [(key: String, value: JSONValue)] {
+    private func describe(_ asset: Asset) throws -> [(key: String, value: JSONValue)] {
         let working = try asset.upload()
         var fields: [(key: String, value: JSONValue)] = [
             ("source", .string(asset.source)),
@@ -149,7 +165,6 @@ public struct ExecStage: Stage {
         if let sha256 = asset.knownSHA256 { fields.append(("sha256", .string(sha256))) }
         let variables = asset.variables
         fields.append(("variables", .object(variables.keys.sorted().map { ($0, .string(variables[$0]!)) })))
-        fields.append(("workDir", .string(folder.path)))
         return fields
     }
 
@@ -220,6 +235,17 @@ public struct ExecStage: Stage {
             }
             return .success(child)
         }
+    }
+
+    /// True when the folder holds nothing (one `getdents`, cheaper than removing and making it again).
+    static func isEmptyFolder(_ folder: URL) -> Bool {
+        guard let dir = opendir(folder.path) else { return false }
+        defer { closedir(dir) }
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != ".", name != ".." { return false }
+        }
+        return true
     }
 
     /// A file the program named, as a URL inside `folder`: a regular file (not a link) whose real

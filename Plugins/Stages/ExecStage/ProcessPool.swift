@@ -8,6 +8,9 @@ final class ProcessPool: Sendable {
     /// One place for a program: empty until it is started, and again after it crashed or was killed.
     struct Slot: Sendable {
         var child: ChildProcess?
+        /// An empty work folder left by the slot's last file, given to its next file: making and
+        /// removing a folder for every file costs more than the exchange itself.
+        var folder: URL?
     }
 
     private struct State {
@@ -24,9 +27,17 @@ final class ProcessPool: Sendable {
 
     init(capacity: Int) { self.capacity = max(1, capacity) }
 
-    /// A free slot, waiting for one when every program is busy; with a new id for the next message.
-    func acquire(logger: any Logger) async -> (Slot, id: Int) {
-        let slot = await withCheckedContinuation { (continuation: CheckedContinuation<Slot, Never>) in
+    /// A new number for a file: its message id and its work folder's name.
+    func nextID() -> Int {
+        state.withLock { state in
+            state.nextID += 1
+            return state.nextID
+        }
+    }
+
+    /// A free slot, waiting for one when every program is busy.
+    func acquire(logger: any Logger) async -> Slot {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Slot, Never>) in
             let free: Slot? = state.withLock { state in
                 state.logger = logger
                 if let slot = state.idle.popLast() {
@@ -42,11 +53,6 @@ final class ProcessPool: Sendable {
             }
             if let free { continuation.resume(returning: free) }
         }
-        let id = state.withLock { state in
-            state.nextID += 1
-            return state.nextID
-        }
-        return (slot, id)
     }
 
     /// Gives a slot back: to the first file waiting, else to the idle ones.
@@ -61,11 +67,11 @@ final class ProcessPool: Sendable {
     }
 
     /// Takes every idle program out of the pool, to be stopped; the pool starts new ones if used again.
-    func takeIdle() -> (children: [ChildProcess], logger: (any Logger)?) {
+    func takeIdle() -> (slots: [Slot], logger: (any Logger)?) {
         state.withLock { state in
-            let children = state.idle.compactMap(\.child)
+            let slots = state.idle
             state.idle = []
-            return (children, state.logger)
+            return (slots, state.logger)
         }
     }
 }
