@@ -11,6 +11,7 @@ let stageModules: [(name: String, dependencies: [Target.Dependency])] = [
     ("CloudflareR2Stage", ["CloudflareClient"]),
     ("CloudflareStreamStage", ["CloudflareClient"]),
     ("NotifyWebhookStage", ["HTTPTransport", "Digests"]),
+    ("ExecStage", []),
 ]
 
 let package = Package(

@@ -197,6 +197,15 @@ public final class Asset: Sendable {
 
     public func note(_ text: String) { state.withLock { $0.notes.append(text) } }
 
+    /// The facts of a file a stage wrote for this asset (size, sniffed type, image header), read
+    /// the same way as the original's, for `prepared`.
+    public func facts(of url: URL) throws -> PreparedFile {
+        let bytes = (try FileManager.default.attributesOfItem(atPath: url.path)[.size] as? NSNumber)?.int64Value ?? 0
+        let mime = try inspector.sniffMIME(of: url)
+        let header = AssetKind(mime: mime) == .image ? try inspector.imageHeader(of: url, mime: mime) : nil
+        return PreparedFile(url: url, bytes: bytes, mime: mime, image: header)
+    }
+
     /// What would be uploaded now: the prepared file, or the original with its facts.
     public func upload() throws -> PreparedFile {
         if let prepared { return prepared }

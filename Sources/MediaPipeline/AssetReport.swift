@@ -18,6 +18,8 @@ public struct AssetReport: Sendable, Equatable {
     public var reason: Reason?
     /// Notes left by stages (e.g. why routing passed a sink over).
     public var notes: [String]
+    /// Values stages set on the file (e.g. an `exec` stage's page count); in the row only when some were set.
+    public var variables: [String: String] = [:]
     public var milliseconds: Double
     /// The sink asked for the file to be tried again later in the run (not part of the row).
     public var deferrable = false
@@ -52,11 +54,16 @@ public struct AssetReport: Sendable, Equatable {
                   status: text("status").flatMap(AssetStatus.init(rawValue:)) ?? .pending, sink: text("sink"),
                   result: row["result"].flatMap { $0 == .null ? nil : $0 },
                   reason: text("reason").map { Reason(ReasonCode(rawValue: $0), "") }, milliseconds: number("ms") ?? 0)
+        if case let .object(pairs)? = row["variables"] {
+            variables = Dictionary(pairs.compactMap { pair in pair.value.stringValue.map { (pair.key, $0) } }) { first, _ in first }
+        }
     }
 
     /// The row in the shape the manifest and `--json` share.
     public var json: JSONValue {
-        .object([
+        let variablesField: [(key: String, value: JSONValue)] = variables.isEmpty ? []
+            : [("variables", .object(variables.keys.sorted().map { ($0, .string(variables[$0]!)) }))]
+        return .object([
             ("source", .string(source)),
             ("sha256", .optional(sha256)),
             ("bytes", bytes.map { .int($0) } ?? .null),
@@ -67,6 +74,7 @@ public struct AssetReport: Sendable, Equatable {
             ("sink", .optional(sink)),
             ("result", result ?? .null),
             ("reason", .optional(reason?.code.rawValue)),
+        ] + variablesField + [
             ("ms", .number((milliseconds * 10).rounded() / 10)),
         ])
     }

@@ -405,7 +405,9 @@ public struct Pipeline: Sendable {
             return nil
         }
         var options = OptionsReader(rawOptions, path: JSONPath.child(path, "options"))
-        let built = factory.build(&options, context)
+        var stepContext = context
+        stepContext.stepName = name
+        let built = factory.build(&options, stepContext)
         diagnostics.append(contentsOf: options.finished().diagnostics)
         guard let built else { return nil }
         return PipelineStep(name: name, kind: kind, when: when, onError: OnError(rawValue: onError) ?? .reject, body: built,

@@ -205,6 +205,10 @@ public struct Runner: Sendable {
                 _ = await startNext()
             }
         }
+        // Stages that keep something between files (external processes) let go of it now.
+        for step in pipeline.steps {
+            if case let .stage(stage) = step.body { await stage.finish() }
+        }
         summary.milliseconds = Runner.milliseconds(since: started)
         summary.fatal = stoppedSinks.all.map { "\($0.key): \($0.value.detail)" } + (halt.map { [$0] } ?? [])
         summary.interrupted = options.stop.signal
@@ -289,6 +293,7 @@ public struct Runner: Sendable {
             var report = AssetReport(source: asset.source, sha256: asset.knownSHA256, bytes: asset.knownSize ?? (try? asset.size()),
                                      mime: mime, kind: mime.map(AssetKind.init(mime:)), purpose: asset.purpose, status: status,
                                      sink: sink, result: result, reason: reason, notes: asset.notes)
+            report.variables = asset.variables
             report.rendition = rendition
             report.relativePath = asset.relativePath
             return report

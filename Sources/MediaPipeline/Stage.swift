@@ -138,10 +138,14 @@ public protocol Stage: Sendable {
     /// True for stages that change the bytes that go up (resize, re-encode): their options are part
     /// of a rendition's identity in the journal, so changing them uploads again.
     var shapesBytes: Bool { get }
+    /// Called once when a run has ended: lets go of what the stage keeps between files (an
+    /// external process, say). A later run may use the stage again.
+    func finish() async
 }
 
 extension Stage {
     public var shapesBytes: Bool { false }
+    public func finish() async {}
 }
 
 /// Whether a sink has what it needs from the environment.

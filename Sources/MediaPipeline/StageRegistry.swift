@@ -22,9 +22,12 @@ public struct FactoryContext: Sendable {
     public var limits: PipelineLimits
     /// Objects the stages of one pipeline share, such as one API client (and its rate budget) for two sinks.
     public var shared: SharedObjects
+    /// The `name` of the step being built (its `kind` when no name is given), for messages the stage writes.
+    public var stepName: String
 
     public init(environment: [String: String], assumeConfigured: Bool, sinkSteps: [String] = [], purposes: [String: Purpose] = [:],
-                limits: PipelineLimits = PipelineLimits(), shared: SharedObjects = SharedObjects()) {
+                limits: PipelineLimits = PipelineLimits(), shared: SharedObjects = SharedObjects(), stepName: String = "") {
+        self.stepName = stepName
         self.environment = environment
         self.assumeConfigured = assumeConfigured
         self.sinkSteps = sinkSteps

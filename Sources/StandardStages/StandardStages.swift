@@ -7,6 +7,7 @@ import RouteStage
 import CloudflareImagesStage
 import CloudflareR2Stage
 import CloudflareStreamStage
+import ExecStage
 import NotifyWebhookStage
 
 /// The one list of the stage kinds that ship with media-pipeline, shared by the CLI and by
@@ -22,6 +23,7 @@ public enum StandardStages {
         CloudflareR2Stage.factory,
         CloudflareStreamStage.factory,
         NotifyWebhookStage.factory,
+        ExecStage.factory,
     ]
 
     /// A registry holding every standard stage kind.

@@ -135,7 +135,7 @@ struct CLITests {
 
     @Test func stagesListsEveryKindWithItsOptions() {
         let result = run(["stages"])
-        for kind in ["validate", "classify", "image.transform", "route", "cloudflare.images", "cloudflare.r2", "cloudflare.stream", "notify.webhook"] {
+        for kind in ["validate", "classify", "image.transform", "route", "cloudflare.images", "cloudflare.r2", "cloudflare.stream", "notify.webhook", "exec"] {
             #expect(result.stdout.contains("\n\(kind)") || result.stdout.hasPrefix(kind))
         }
         #expect(result.stdout.contains("maxDimension: integer"))
