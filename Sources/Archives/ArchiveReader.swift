@@ -29,9 +29,12 @@ public final class ArchiveReader {
     private let workFolder: URL
     private let limits: ArchiveLimits
     private let library: LibArchive
-    /// For zip, what happens to each entry, in the order libarchive hands them out.
-    private let zipPlan: [ZipPlan]
-    /// For tar, decisions are made as the entries come.
+    /// The archive file, which a zip entry's central record is read from again when it comes.
+    private let file: ArchiveFile
+    /// For zip, where each entry's central record is, in the order libarchive hands them out,
+    /// and which entries lost their name to an earlier one in central-directory order.
+    private let zip: ZipDirectory?
+    /// Judges the entries: for tar as they come, for zip with what the pre-scan noted.
     private var screen = EntryScreen()
     /// How many entries libarchive has handed out so far.
     private var position = 0
@@ -41,14 +44,6 @@ public final class ArchiveReader {
     private var produced: Int64 = 0
     /// The one buffer every entry's data goes through.
     private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
-
-    /// One zip entry as the reader will hand it out.
-    private struct ZipPlan {
-        var verdict: EntryScreen.Verdict
-        var rawName: [UInt8]
-        var declaredBytes: Int64
-        var compressedBytes: Int64
-    }
 
     /// A file entry that may be extracted.
     private struct Pending {
@@ -81,14 +76,22 @@ public final class ArchiveReader {
         let file = try ArchiveFile(path: path)
         switch format {
         case .zip:
-            let directory = try ZipDirectory.read(file, maxEntries: limits.maxEntries)
-            zipPlan = Self.plan(directory, screen: &screen)
-            entryCount = directory.entries.count
+            // Names are noted in central-directory order, so that of two equal names the one
+            // listed first wins; a duplicate is marked. Names in conflict are not noted.
+            var screen = EntryScreen()
+            let directory = try ZipDirectory.read(file, maxEntries: limits.maxEntries) { entry in
+                entry.nameConflict == nil && !screen.note(raw: entry.rawName, kind: entry.kind, order: entry.recordOffset)
+            }
+            screen.forgetNames()
+            self.screen = screen
+            zip = directory
+            entryCount = directory.count
         case .tar:
-            zipPlan = []
+            zip = nil
             entryCount = try Self.countTarEntries(file, maxEntries: limits.maxEntries)
         }
         library = try LibArchive(file: file, format: format)
+        self.file = file
         self.format = format
         self.workFolder = workFolder
         self.limits = limits
@@ -106,18 +109,18 @@ public final class ArchiveReader {
             let verdict: EntryScreen.Verdict, declared: Int64?, compressed: Int64?
             switch format {
             case .zip:
-                guard position <= zipPlan.count else {
+                guard let zip, position <= zip.count else {
                     throw Reason(.archiveCorrupt, "libarchive found more entries than the central directory lists")
                 }
-                let plan = zipPlan[position - 1]
-                verdict = try Self.confirm(plan, with: header, number: position)
-                (declared, compressed) = (plan.declaredBytes, plan.compressedBytes)
+                let (entry, duplicate) = try zip.entry(position - 1, in: file)
+                verdict = try Self.confirm(judge(entry, duplicate: duplicate), rawName: entry.rawName, with: header, number: position)
+                (declared, compressed) = (entry.uncompressedSize, entry.compressedSize)
             case .tar:
                 guard position <= entryCount else {
                     throw Reason(.archiveCorrupt, "it has more entries than its first reading found: it changed while being read")
                 }
                 if let name = header.name {
-                    verdict = screen.screen(raw: name, kind: header.kind, encrypted: header.encrypted)
+                    verdict = screen.screen(raw: name, kind: header.kind, encrypted: header.encrypted, order: Int64(position))
                 } else {
                     verdict = .rejected(name: "(no name)", reason: Reason(.badName, "libarchive could not read the name"))
                 }
@@ -133,8 +136,8 @@ public final class ArchiveReader {
                 return .file(name: name, bytes: declared ?? 0, modified: header.modified)
             }
         }
-        if format == .zip, position != zipPlan.count {
-            throw Reason(.archiveCorrupt, "libarchive found \(position) entries where the central directory lists \(zipPlan.count)")
+        if let zip, position != zip.count {
+            throw Reason(.archiveCorrupt, "libarchive found \(position) entries where the central directory lists \(zip.count)")
         }
         return nil
     }
@@ -167,29 +170,24 @@ public final class ArchiveReader {
 
     // MARK: - Deciding
 
-    /// Judges the zip entries in central-directory order, so that of two equal names the one
-    /// listed first wins, then puts the verdicts in the order libarchive hands the entries out:
-    /// the order their bytes lie in the file (measured on libarchive 3.6.2).
-    private static func plan(_ directory: ZipDirectory, screen: inout EntryScreen) -> [ZipPlan] {
-        let verdicts = directory.entries.map { entry -> EntryScreen.Verdict in
-            if let conflict = entry.nameConflict {
-                return .rejected(name: EntryName.printable(raw: entry.rawName), reason: Reason(.badName, conflict))
-            }
-            return screen.screen(raw: entry.rawName, kind: entry.kind, encrypted: entry.isEncrypted)
+    /// What happens to a zip entry, from its central record and what the pre-scan noted in
+    /// central-directory order (measured on libarchive 3.6.2, entries come in the order their
+    /// bytes lie in the file, which may differ).
+    private func judge(_ entry: ZipDirectory.Entry, duplicate: Bool) -> EntryScreen.Verdict {
+        if let conflict = entry.nameConflict {
+            return .rejected(name: EntryName.printable(raw: entry.rawName), reason: Reason(.badName, conflict.detail))
         }
-        return directory.fileOrder.map { index in
-            let entry = directory.entries[index]
-            return ZipPlan(verdict: verdicts[index], rawName: entry.rawName,
-                           declaredBytes: entry.uncompressedSize, compressedBytes: entry.compressedSize)
-        }
+        return screen.verdict(raw: entry.rawName, kind: entry.kind, encrypted: entry.isEncrypted, isFirst: !duplicate,
+                              order: entry.recordOffset)
     }
 
     /// Checks that libarchive's entry is the one the pre-scan planned for, and lets libarchive's
     /// own view of its type and encryption refuse it too.
-    private static func confirm(_ plan: ZipPlan, with header: LibArchive.Header, number: Int) throws(Reason) -> EntryScreen.Verdict {
-        guard case .file(let name) = plan.verdict else { return plan.verdict }
-        if let seen = header.name, seen != plan.rawName {
-            throw Reason(.archiveCorrupt, "libarchive reads entry \(number) as \(EntryName.printable(raw: seen)), the central directory as \(EntryName.printable(raw: plan.rawName))")
+    private static func confirm(_ verdict: EntryScreen.Verdict, rawName: [UInt8], with header: LibArchive.Header,
+                                number: Int) throws(Reason) -> EntryScreen.Verdict {
+        guard case .file(let name) = verdict else { return verdict }
+        if let seen = header.name, seen != rawName {
+            throw Reason(.archiveCorrupt, "libarchive reads entry \(number) as \(EntryName.printable(raw: seen)), the central directory as \(EntryName.printable(raw: rawName))")
         }
         let shown = EntryName.printable(name)
         switch header.kind {
@@ -201,7 +199,7 @@ public final class ArchiveReader {
         if header.encrypted {
             return .rejected(name: shown, reason: Reason(.encrypted, "the entry is encrypted; no passphrase is ever asked for"))
         }
-        return plan.verdict
+        return verdict
     }
 
     /// Counts a tar's headers without extracting anything, so that too many entries refuse the

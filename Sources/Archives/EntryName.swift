@@ -4,8 +4,8 @@ package import MediaPipeline
 /// The rules for an archive entry's name: what it may not hold, the one clean form it is used in,
 /// the form two names are compared in, and the form it is shown in.
 package enum EntryName {
-    /// Longer names are refused (`bad_name`): no course file needs more, and it keeps the table
-    /// of names seen small.
+    /// Longer names are refused (`bad_name`): no course file needs more, and it bounds the work
+    /// done on each name.
     package static let maxBytes = 1024
 
     /// The name as a clean relative path in NFC, or why it cannot be used: `bad_name` for bytes

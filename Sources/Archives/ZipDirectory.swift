@@ -33,15 +33,21 @@ package struct ZipBuffer: ZipSource {
 /// types and overlap. It insists on the layout libarchive's seekable reader will also see: the
 /// last end record in the file's tail, the directory exactly where that record says, and local
 /// headers where the directory points.
+///
+/// What it keeps does not grow with the names: per entry, where its central record lies and one
+/// byte of marks (9 bytes). An entry's name, sizes and attributes are read again from its
+/// record when it is handed out (`entry(_:in:)`).
 package struct ZipDirectory {
-    /// One central-directory record, with the local header it points at.
+    /// One central-directory record, with what its local header told the pre-scan.
     package struct Entry: Equatable {
+        /// Where the central record starts in the file; records lie in central-directory order.
+        package var recordOffset: Int64
         /// The name's bytes as stored, NUL included. Names longer than `EntryName.maxBytes` are
         /// kept cut to one byte over it, which is enough to refuse them.
         package var rawName: [UInt8]
         /// Why the name is ambiguous (the local header or a Unicode-path field gives another
         /// one), or nil.
-        package var nameConflict: String?
+        package var nameConflict: NameConflict?
         /// General-purpose flags: bit 0 encrypted, bit 6 strong encryption, bit 11 UTF-8 name.
         package var flags: UInt16
         package var method: UInt16
@@ -51,8 +57,6 @@ package struct ZipDirectory {
         package var compressedSize: Int64
         package var uncompressedSize: Int64
         package var localHeaderOffset: Int64
-        /// Where the entry's bytes end: local header, name, local extra field and data.
-        package var end: Int64
 
         package var isEncrypted: Bool { flags & 0x41 != 0 }
 
@@ -67,11 +71,30 @@ package struct ZipDirectory {
         }
     }
 
-    /// The entries in central-directory order.
-    package var entries: [Entry]
-    /// Indices into `entries` in the order their bytes lie in the file, which is the order
-    /// libarchive's seekable reader hands them out.
-    package var fileOrder: [Int]
+    /// Why a name is ambiguous: tools disagree on which one they show.
+    package enum NameConflict: UInt8, Equatable {
+        case localName = 1, unicodePath = 2
+
+        package var detail: String {
+            switch self {
+            case .localName: "its local header gives it another name"
+            case .unicodePath: "its Unicode-path field gives it another name"
+            }
+        }
+    }
+
+    /// How many entries the directory lists.
+    package var count: Int { recordOffsets.count }
+    /// Where each entry's central record starts, in the order the entries' bytes lie in the file,
+    /// which is the order libarchive's seekable reader hands them out.
+    private var recordOffsets: [Int64]
+    /// Per entry, in the same order: the name conflict's raw value in the low bits, `markBit`
+    /// when the caller's `mark` said so.
+    private var marks: [UInt8]
+    /// Where the directory stops, the bound for reading a record again.
+    private let directoryEnd: Int64
+
+    private static let markBit: UInt8 = 0x80
 
     static let endSignature: UInt32 = 0x0605_4B50
     static let zip64LocatorSignature: UInt32 = 0x0706_4B50
@@ -84,18 +107,52 @@ package struct ZipDirectory {
     /// Reads and checks the directory. Throws `entry_limit` when it lists more than `maxEntries`
     /// entries (decided from the end record, before reading them), `archive_overlap` when two
     /// entries share bytes, and `archive_corrupt` for anything else wrong.
-    package static func read(_ source: some ZipSource, maxEntries: Int) throws(Reason) -> ZipDirectory {
+    ///
+    /// `mark` sees every entry once, in central-directory order, after its record and local
+    /// header are checked; what it returns comes back with the entry from `entry(_:in:)`.
+    package static func read(_ source: some ZipSource, maxEntries: Int,
+                             mark: (Entry) -> Bool = { _ in false }) throws(Reason) -> ZipDirectory {
         let end = try findEnd(source)
         guard end.count <= Int64(maxEntries) else {
             throw Reason(.entryLimit, "its central directory lists \(end.count) entries; at most \(maxEntries) are allowed (limits.maxEntriesPerArchive)")
         }
-        var entries = try readCentralRecords(source, end)
-        for i in entries.indices { try readLocalHeader(source, &entries[i], number: i + 1, dataLimit: end.directoryOffset) }
-        let fileOrder = entries.indices.sorted { entries[$0].localHeaderOffset < entries[$1].localHeaderOffset }
-        for (a, b) in zip(fileOrder, fileOrder.dropFirst()) where entries[b].localHeaderOffset < entries[a].end {
-            throw Reason(.archiveOverlap, "entries \(a + 1) and \(b + 1) share bytes (a zip that inflates one payload many times)")
+        try checkCentralRecords(source, end)
+        // Every record is sound: read them again, this time with their local headers, keeping
+        // only where each one's bytes lie.
+        var spans: [Span] = []
+        spans.reserveCapacity(Int(end.count))
+        var position = end.directoryOffset
+        for number in stride(from: 1, through: Int(end.count), by: 1) {
+            var (entry, length) = try centralRecord(source, at: position, limit: end.directoryEnd, number: number)
+            let stop = try readLocalHeader(source, &entry, number: number, dataLimit: end.directoryOffset)
+            let marked = mark(entry)
+            spans.append(Span(start: entry.localHeaderOffset, end: stop, number: number, recordOffset: position,
+                              marks: (entry.nameConflict?.rawValue ?? 0) | (marked ? markBit : 0)))
+            position += length
         }
-        return ZipDirectory(entries: entries, fileOrder: fileOrder)
+        spans.sort { $0.start < $1.start }
+        for (a, b) in zip(spans, spans.dropFirst()) where b.start < a.end {
+            throw Reason(.archiveOverlap, "entries \(a.number) and \(b.number) share bytes (a zip that inflates one payload many times)")
+        }
+        return ZipDirectory(recordOffsets: spans.map(\.recordOffset), marks: spans.map(\.marks), directoryEnd: end.directoryEnd)
+    }
+
+    /// The entry libarchive hands out at `index` (from 0), read again from its central record,
+    /// and what `mark` said about it. Throws `archive_corrupt` when the record no longer reads.
+    package func entry(_ index: Int, in source: some ZipSource) throws(Reason) -> (entry: Entry, marked: Bool) {
+        var (entry, _) = try Self.centralRecord(source, at: recordOffsets[index], limit: directoryEnd, number: index + 1)
+        entry.nameConflict = NameConflict(rawValue: marks[index] & ~Self.markBit)
+        return (entry, marks[index] & Self.markBit != 0)
+    }
+
+    /// Where one entry's bytes lie, while the pre-scan looks for overlaps.
+    private struct Span {
+        var start: Int64
+        var end: Int64
+        /// Its place in the central directory, from 1.
+        var number: Int
+        var recordOffset: Int64
+        var marks: UInt8
     }
 
     /// Where the directory is and how many entries it lists.
@@ -151,49 +208,55 @@ package struct ZipDirectory {
                    directoryEnd: recordOffset)
     }
 
-    static func readCentralRecords(_ source: some ZipSource, _ end: End) throws(Reason) -> [Entry] {
+    /// Walks the directory once, checking that its records fill it exactly, before any local
+    /// header is read.
+    static func checkCentralRecords(_ source: some ZipSource, _ end: End) throws(Reason) {
         let (directoryStop, overflow) = end.directoryOffset.addingReportingOverflow(end.directorySize)
         guard !overflow, directoryStop == end.directoryEnd else {
             throw corrupt("its central directory is not where the end record says (data before the zip, or damage)")
         }
         guard end.count <= end.directorySize / 46 else { throw corrupt("its central directory is too small for \(end.count) entries") }
-        var entries: [Entry] = []
-        entries.reserveCapacity(Int(end.count))
         var position = end.directoryOffset
-        for number in stride(from: Int64(1), through: end.count, by: 1) {
-            guard end.directoryEnd - position >= 46 else { throw corrupt("its central directory ends inside record \(number)") }
-            let header = Fields(try source.read(at: position, count: 46))
-            guard try header.u32(0) == centralSignature else { throw corrupt("central record \(number) has no signature") }
-            let nameLength = Int(try header.u16(28)), extraLength = Int(try header.u16(30)), commentLength = Int(try header.u16(32))
-            let recordLength = Int64(46 + nameLength + extraLength + commentLength)
-            guard end.directoryEnd - position >= recordLength else { throw corrupt("central record \(number) runs past the directory") }
-            let variable = try source.read(at: position + 46, count: nameLength + extraLength)
-            let name = Array(variable[..<nameLength]), extra = Array(variable[nameLength...])
-            var compressed = Int64(try header.u32(20)), uncompressed = Int64(try header.u32(24))
-            var offset = Int64(try header.u32(42))
-            // Zip64: each field that is all ones is in the 0x0001 extra field, in this order.
-            if uncompressed == 0xFFFF_FFFF || compressed == 0xFFFF_FFFF || offset == 0xFFFF_FFFF {
-                guard let field = extraField(0x0001, in: extra) else { throw corrupt("central record \(number) lacks its Zip64 sizes") }
-                let values = Fields(field)
-                var at = 0
-                if uncompressed == 0xFFFF_FFFF { uncompressed = try values.offset(at); at += 8 }
-                if compressed == 0xFFFF_FFFF { compressed = try values.offset(at); at += 8 }
-                if offset == 0xFFFF_FFFF { offset = try values.offset(at) }
-            }
-            entries.append(Entry(
-                rawName: Array(name.prefix(EntryName.maxBytes + 1)),
-                nameConflict: unicodePathConflict(name: name, extra: extra),
-                flags: try header.u16(8), method: try header.u16(10), versionMadeBy: try header.u16(4),
-                externalAttributes: try header.u32(38), compressedSize: compressed, uncompressedSize: uncompressed,
-                localHeaderOffset: offset, end: 0))
-            position += recordLength
+        for number in stride(from: 1, through: Int(end.count), by: 1) {
+            position += try centralRecord(source, at: position, limit: end.directoryEnd, number: number).length
         }
         guard position == end.directoryEnd else { throw corrupt("its central directory holds more than the \(end.count) records its end record counts") }
-        return entries
     }
 
-    /// Checks the local header an entry points at and works out where the entry's bytes end.
-    static func readLocalHeader(_ source: some ZipSource, _ entry: inout Entry, number: Int, dataLimit: Int64) throws(Reason) {
+    /// The central record at `position`, which must end by `limit`, and its length in bytes.
+    static func centralRecord(_ source: some ZipSource, at position: Int64, limit: Int64,
+                              number: Int) throws(Reason) -> (entry: Entry, length: Int64) {
+        guard position >= 0, limit - position >= 46 else { throw corrupt("its central directory ends inside record \(number)") }
+        let header = Fields(try source.read(at: position, count: 46))
+        guard try header.u32(0) == centralSignature else { throw corrupt("central record \(number) has no signature") }
+        let nameLength = Int(try header.u16(28)), extraLength = Int(try header.u16(30)), commentLength = Int(try header.u16(32))
+        let recordLength = Int64(46 + nameLength + extraLength + commentLength)
+        guard limit - position >= recordLength else { throw corrupt("central record \(number) runs past the directory") }
+        let variable = try source.read(at: position + 46, count: nameLength + extraLength)
+        let name = Array(variable[..<nameLength]), extra = Array(variable[nameLength...])
+        var compressed = Int64(try header.u32(20)), uncompressed = Int64(try header.u32(24))
+        var offset = Int64(try header.u32(42))
+        // Zip64: each field that is all ones is in the 0x0001 extra field, in this order.
+        if uncompressed == 0xFFFF_FFFF || compressed == 0xFFFF_FFFF || offset == 0xFFFF_FFFF {
+            guard let field = extraField(0x0001, in: extra) else { throw corrupt("central record \(number) lacks its Zip64 sizes") }
+            let values = Fields(field)
+            var at = 0
+            if uncompressed == 0xFFFF_FFFF { uncompressed = try values.offset(at); at += 8 }
+            if compressed == 0xFFFF_FFFF { compressed = try values.offset(at); at += 8 }
+            if offset == 0xFFFF_FFFF { offset = try values.offset(at) }
+        }
+        let entry = Entry(
+            recordOffset: position, rawName: Array(name.prefix(EntryName.maxBytes + 1)),
+            nameConflict: unicodePathConflict(name: name, extra: extra),
+            flags: try header.u16(8), method: try header.u16(10), versionMadeBy: try header.u16(4),
+            externalAttributes: try header.u32(38), compressedSize: compressed, uncompressedSize: uncompressed,
+            localHeaderOffset: offset)
+        return (entry, recordLength)
+    }
+
+    /// Checks the local header an entry points at and returns where the entry's bytes end:
+    /// local header, name, local extra field and data.
+    static func readLocalHeader(_ source: some ZipSource, _ entry: inout Entry, number: Int, dataLimit: Int64) throws(Reason) -> Int64 {
         guard entry.localHeaderOffset <= dataLimit - 30 else { throw corrupt("entry \(number) points into its central directory") }
         let header = Fields(try source.read(at: entry.localHeaderOffset, count: 30))
         guard try header.u32(0) == localSignature else { throw corrupt("entry \(number) points at no local header") }
@@ -204,19 +267,19 @@ package struct ZipDirectory {
         let variable = try source.read(at: entry.localHeaderOffset + 30, count: nameLength + extraLength)
         let localName = Array(variable[..<nameLength])
         if entry.nameConflict == nil, localName.prefix(EntryName.maxBytes + 1) != entry.rawName[...] {
-            entry.nameConflict = "its local header gives it another name"
+            entry.nameConflict = .localName
         }
         if entry.nameConflict == nil {
             entry.nameConflict = unicodePathConflict(name: localName, extra: Array(variable[nameLength...]))
         }
-        entry.end = end
+        return end
     }
 
     /// An Info-ZIP Unicode-path field (0x7075) that names the entry differently from its header
     /// makes the name ambiguous: tools disagree on which one they show.
-    static func unicodePathConflict(name: [UInt8], extra: [UInt8]) -> String? {
+    static func unicodePathConflict(name: [UInt8], extra: [UInt8]) -> NameConflict? {
         guard let field = extraField(0x7075, in: extra) else { return nil }
-        return field.count >= 5 && field[5...].elementsEqual(name) ? nil : "its Unicode-path field gives it another name"
+        return field.count >= 5 && field[5...].elementsEqual(name) ? nil : .unicodePath
     }
 
     /// The data of the first extra field with this id, or nil (also when the fields are malformed).
