@@ -15,7 +15,8 @@ struct WorkersTests {
         let cloudflare = try CloudflareFake()
         let s3 = try S3Fake()
         do {
-            try await resume.slowUploads(cloudflare, s3, seconds: 0.3)
+            // Slow enough that each worker is still busy when the test, on a loaded machine, gets round to killing one.
+            try await resume.slowUploads(cloudflare, s3, seconds: 1)
             try await TestFiles.withTemporaryDirectory { dir in
                 let course = try resume.cleanCourse(in: dir)
                 // Short leases, so the killed worker's files are taken over within the test.
@@ -34,10 +35,14 @@ struct WorkersTests {
                     own["MEDIA_PIPELINE_WORKER"] = "worker-\(n)"
                     workers.append(try Spawned(args, environment: own, in: dir))
                 }
-                // Kill worker 2 once it has claimed work (its first file has started uploading).
-                try await Task.sleep(for: .milliseconds(900))
+                // Kill worker 2 mid-way: once it has finished one file (so it holds claims and has
+                // journaled work), while it still has more to do.
+                for _ in 0..<1_200 where !workers[1].output.contains(#""event":"asset""#) && workers[1].process.isRunning {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                try #require(workers[1].process.isRunning, "worker 2 ended before it could be killed mid-way: \(workers[1].errors)")
                 workers[1].signal(SIGKILL)
-                #expect(await workers[1].wait(timeout: 10) == SIGKILL)
+                #expect(await workers[1].wait(timeout: 60) == SIGKILL)
                 for n in [0, 2] {
                     #expect(await workers[n].wait(timeout: 240) == 0, "worker \(n + 1): \(workers[n].errors)")
                 }

@@ -145,7 +145,7 @@ struct ExecStageTests {
                         helper = subprocess.Popen(["sleep", "300"])
                         with open(\(JSONValue.string(report.path).compactText), "w") as f:
                             f.write("%d %d" % (os.getpid(), helper.pid))
-                        time.sleep(300)
+                        time.sleep(3000)
                     \(Self.pidReply)
                 """, in: dir, options: [("timeout", "1s")])
             let context = context(dir)
@@ -156,7 +156,7 @@ struct ExecStageTests {
             let took = ContinuousClock.now - started
             #expect(code(hung) == "stage_timeout", "\(hung)")
             #expect(detail(hung).contains("no answer within 1s"))
-            #expect(took >= .seconds(1) && took < .seconds(20), "took \(took)")
+            #expect(took >= .seconds(1) && took < .seconds(150), "took \(took)")
             let pids = try String(contentsOf: report, encoding: .utf8).split(separator: " ").compactMap { Int($0) }
             #expect(pids.count == 2)
             // SIGKILL went to the process group: the program and the helper it started are both gone.
@@ -205,16 +205,16 @@ struct ExecStageTests {
     @Test func aProgramThatIsNeverReadyIsRefusedWithinTheStartTimeout() async throws {
         try await TestFiles.withTemporaryDirectory { dir in
             let script = dir.appendingPathComponent("silent.py")
-            try "import time\ntime.sleep(300)\n".write(to: script, atomically: true, encoding: .utf8)
+            try "import time\ntime.sleep(3000)\n".write(to: script, atomically: true, encoding: .utf8)
             var reader = OptionsReader(["command": ["python3", .string(script.path)], "startTimeout": "500ms"], path: "options")
             guard case let .stage(exec)? = ExecStage.factory.build(&reader, FactoryContext(environment: [:], assumeConfigured: false, stepName: "slow"))
             else { Issue.record("not built"); return }
             let started = ContinuousClock.now
             let outcome = try await exec.run(try asset("a"), context: context(dir))
             #expect(code(outcome) == "stage_timeout" && detail(outcome).contains("no ready within 0.5s"), "\(outcome)")
-            #expect(ContinuousClock.now - started < .seconds(20), "a program that never answers must not hold the file for its 300 s sleep")
+            #expect(ContinuousClock.now - started < .seconds(150), "a program that never answers must not hold the file for its 3,000 s sleep (the bound is loose: a busy test machine schedules late)")
 
-            try "print('{\"type\": \"hi\"}', flush=True)\nimport time\ntime.sleep(300)\n".write(to: script, atomically: true, encoding: .utf8)
+            try "print('{\"type\": \"hi\"}', flush=True)\nimport time\ntime.sleep(3000)\n".write(to: script, atomically: true, encoding: .utf8)
             let rude = try await exec.run(try asset("b"), context: context(dir))
             #expect(code(rude) == "stage_protocol" && detail(rude).contains("instead of {\"type\":\"ready\"}"), "\(rude)")
             await exec.finish()
@@ -279,7 +279,7 @@ struct ExecStageTests {
     @Test func finishEndsEveryProgramEvenOneThatIgnoresTheEndOfItsInput() async throws {
         try await TestFiles.withTemporaryDirectory { dir in
             let script = dir.appendingPathComponent("stubborn.py")
-            try (Self.prelude + "def handle(a):\n    \(Self.pidReply)\n" + Self.loop + "time.sleep(300)\n")
+            try (Self.prelude + "def handle(a):\n    \(Self.pidReply)\n" + Self.loop + "time.sleep(3000)\n")
                 .write(to: script, atomically: true, encoding: .utf8)
             var reader = OptionsReader(["command": ["python3", .string(script.path)]], path: "options")
             guard case let .stage(exec)? = ExecStage.factory.build(&reader, FactoryContext(environment: [:], assumeConfigured: false))
@@ -290,7 +290,7 @@ struct ExecStageTests {
             #expect(!Self.isGone(pid))
             let started = ContinuousClock.now
             await exec.finish()
-            #expect(ContinuousClock.now - started < .seconds(20), "finish must not wait for a program that ignores the end of its input")
+            #expect(ContinuousClock.now - started < .seconds(150), "finish must not wait for a program that ignores the end of its input")
             #expect(Self.isGone(pid))
             // Used again after a run ended, the stage starts a new program.
             let again = try asset("b")
