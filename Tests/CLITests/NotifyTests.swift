@@ -95,7 +95,9 @@ struct NotifyTests {
     func aReceiverThatIsDownGetsTheBacklogFromTheNextRun() async throws {
         try await TestFiles.withTemporaryDirectory { dir in
             let setup = try setup(dir, files: ["photo.jpg", "doc.pdf"])
-            let port = try TestFiles.freePort()
+            // Held by a socket that never listens: refused, and taken by no other test's server.
+            let reserved = try ReservedPort()
+            let port = reserved.port
             let url = "http://127.0.0.1:\(port)/hooks/media"
             let first = run(setup, url: url)
             #expect(first.status == 5, "stderr: \(first.stderr)")
@@ -105,6 +107,7 @@ struct NotifyTests {
             let uploaded = try await setup.uploadRequests()
             #expect(uploaded == 2)
 
+            reserved.release()
             let receiver = try WebhookReceiver(port: port)
             let second = run(setup, url: url)
             #expect(second.status == 0, "stderr: \(second.stderr)")
@@ -119,7 +122,8 @@ struct NotifyTests {
     @Test func notifyFlushDeliversTheBacklogWithoutRunningAnything() async throws {
         try await TestFiles.withTemporaryDirectory { dir in
             let setup = try setup(dir, files: ["photo.jpg", "doc.pdf"])
-            let port = try TestFiles.freePort()
+            let reserved = try ReservedPort()
+            let port = reserved.port
             let url = "http://127.0.0.1:\(port)/hooks/media"
             #expect(run(setup, url: url).status == 5)
             let status = cli.run(["notify", "status", "--pipeline", setup.pipeline.path, "--journal", setup.journal.path],
@@ -127,6 +131,7 @@ struct NotifyTests {
             #expect(status.status == 0 && status.stdout.contains("notify: 3 pending, 0 delivered"), "\(status.stdout)\(status.stderr)")
             let uploaded = try await setup.uploadRequests()
 
+            reserved.release()
             let receiver = try WebhookReceiver(port: port)
             let flush = cli.run(["notify", "flush", "--pipeline", setup.pipeline.path, "--journal", setup.journal.path],
                                 environment: setup.environment(url: url))
@@ -185,10 +190,12 @@ struct NotifyTests {
     @Test func anEventOlderThanMaxAgeIsGivenUp() async throws {
         try await TestFiles.withTemporaryDirectory { dir in
             let setup = try setup(dir, files: ["doc.pdf"], options: ["maxAge": "2s", "flushTimeout": "1s"])
-            let port = try TestFiles.freePort()
+            let reserved = try ReservedPort()
+            let port = reserved.port
             let url = "http://127.0.0.1:\(port)/hooks/media"
             #expect(run(setup, url: url).status == 5)
             try await Task.sleep(for: .seconds(2.5))
+            reserved.release()
             let receiver = try WebhookReceiver(port: port)
             let flush = cli.run(["notify", "flush", "--pipeline", setup.pipeline.path, "--journal", setup.journal.path],
                                 environment: setup.environment(url: url))
@@ -202,11 +209,13 @@ struct NotifyTests {
     @Test func withoutAJournalUndeliveredEventsAreReportedLost() async throws {
         try await TestFiles.withTemporaryDirectory { dir in
             let setup = try setup(dir, files: ["doc.pdf"], options: ["flushTimeout": "1s"])
-            let url = "http://127.0.0.1:\(try TestFiles.freePort())/hooks/media"
+            let reserved = try ReservedPort()
+            let url = "http://127.0.0.1:\(reserved.port)/hooks/media"
             let result = cli.run(["run", setup.input.path, "--pipeline", setup.pipeline.path, "--no-journal"],
                                  environment: setup.environment(url: url))
             #expect(result.status == 5)
             #expect(result.stderr.contains("this run has no journal, so they are lost"))
+            reserved.release()
         }
     }
 

@@ -177,16 +177,19 @@ public final class WebhookReceiver: Sendable {
     }
 }
 
-extension TestFiles {
-    /// A TCP port nothing listens on right now.
-    public static func freePort() throws -> Int {
+/// A loopback TCP port held by a bound socket that never listens: connections to it are refused,
+/// and no other server started meanwhile (by a test running beside this one) can take it.
+public final class ReservedPort: @unchecked Sendable {
+    public let port: Int
+    private var descriptor: Int32
+
+    public init() throws {
         #if os(Linux)
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         #else
         let fd = socket(AF_INET, SOCK_STREAM, 0)
         #endif
         guard fd >= 0 else { throw TestFiles.FixtureError(description: "socket() failed: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -197,7 +200,28 @@ extension TestFiles {
                 bind(fd, generic, length) == 0 && getsockname(fd, generic, &length) == 0
             }
         }
-        guard bound else { throw TestFiles.FixtureError(description: "could not find a free port: \(String(cString: strerror(errno)))") }
-        return Int(UInt16(bigEndian: address.sin_port))
+        guard bound else {
+            close(fd)
+            throw TestFiles.FixtureError(description: "could not find a free port: \(String(cString: strerror(errno)))")
+        }
+        descriptor = fd
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Lets go of the port, so a server can be started on it right after.
+    public func release() {
+        if descriptor >= 0 { close(descriptor) }
+        descriptor = -1
+    }
+
+    deinit { release() }
+}
+
+extension TestFiles {
+    /// A TCP port nothing listens on right now (for a server about to be started on it).
+    public static func freePort() throws -> Int {
+        let reserved = try ReservedPort()
+        defer { reserved.release() }
+        return reserved.port
     }
 }
