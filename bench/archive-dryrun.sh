@@ -36,28 +36,15 @@ tmp=$(mktemp -d /tmp/mp-archive-dryrun.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 
 echo "[bench] writing the archives ..." >&2
-python3 - "$tmp" <<'PY'
+python3 - "$tmp" "$BENCH_DIR" <<'PY'
 import io, struct, sys, tarfile, zipfile, zlib
 out = sys.argv[1]
+sys.path.insert(0, sys.argv[2])
+from minipdf import minimal_pdf
 
 def pdf(i):
-    """A one-page PDF whose text carries i, with exact xref offsets."""
-    text = b"BT /F1 12 Tf 72 720 Td (bench handout %d) Tj ET" % i
-    objs = [b"<< /Type /Catalog /Pages 2 0 R >>",
-            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-            b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
-            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-            b"<< /Length %d >>\nstream\n%s\nendstream" % (len(text), text)]
-    data, offsets = bytearray(b"%PDF-1.4\n"), []
-    for n, body in enumerate(objs, 1):
-        offsets.append(len(data))
-        data += b"%d 0 obj\n%s\nendobj\n" % (n, body)
-    xref = len(data)
-    data += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
-    data += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    data += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
-    return bytes(data)
+    """A one-page PDF whose text carries i."""
+    return minimal_pdf(b"bench handout %d" % i)
 
 def png(i):
     """An RGB PNG of 8..64 px a side, its colours drawn from i."""

@@ -25,30 +25,13 @@ JSON=$RESULTS_DIR/dry-run-files-$N-$STAMP.json
 
 # Python writes 10k files in well under a second; a bash loop would not.
 # 500 files per folder, like a course archive's week folders.
-python3 - "$tmp/files" "$N" <<'PY'
+python3 - "$tmp/files" "$N" "$BENCH_DIR" <<'PY'
 import os, sys
 root, n = sys.argv[1], int(sys.argv[2])
+sys.path.insert(0, sys.argv[3])
+from minipdf import minimal_pdf
 
-def minimal_pdf():
-    # One page with one line of text; xref offsets computed, so it is valid.
-    text = b"BT /F1 12 Tf 72 720 Td (bench handout) Tj ET"
-    objs = [b"<< /Type /Catalog /Pages 2 0 R >>",
-            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-            b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
-            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-            b"<< /Length %d >>\nstream\n%s\nendstream" % (len(text), text)]
-    out, offsets = bytearray(b"%PDF-1.4\n"), []
-    for i, body in enumerate(objs, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (i, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
-    return bytes(out)
-
-pdf = minimal_pdf()
+pdf = minimal_pdf(b"bench handout")
 for i in range(n):
     d = os.path.join(root, "week-%02d" % (i // 500))
     os.makedirs(d, exist_ok=True)

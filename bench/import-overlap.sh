@@ -157,17 +157,10 @@ course_mb=$(du -sm "$COURSE/full" | cut -f1) small_mb=$(du -sm "$COURSE/small" |
 echo "[bench] course: $FILES files, full/ $course_mb MB, small/ $small_mb MB" >&2
 
 # ---------------------------------------------------------------------------- the fakes
-start() { # NAME CMD... : start a server and wait for its READY line
-  local name=$1; shift
-  "$@" >"$tmp/$name.ready" 2>"$tmp/$name.log" &
-  pids+=($!)
-  for _ in $(seq 1 600); do grep -q '^READY ' "$tmp/$name.ready" 2>/dev/null && return; sleep 0.1; done
-  echo "[bench] $name did not start:" >&2; cat "$tmp/$name.log" >&2; exit 1
-}
 token=bench-token-0123456789abcdef
 account=0123456789abcdef0123456789abcdef
-start cloudflare python3 "$REPO_DIR/Tests/Fakes/cloudflare_fake.py" --token "$token" --account "$account" --data-dir "$tmp/cf-data"
-start s3 python3 "$REPO_DIR/Tests/Fakes/s3_server.py"
+start_server cloudflare python3 "$REPO_DIR/Tests/Fakes/cloudflare_fake.py" --token "$token" --account "$account" --data-dir "$tmp/cf-data"
+start_server s3 python3 "$REPO_DIR/Tests/Fakes/s3_server.py"
 cf_url=http://127.0.0.1:$(awk '{print $2}' "$tmp/cloudflare.ready")
 s3_json=$(sed 's/^READY //' "$tmp/s3.ready")
 field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$s3_json" "$1"; }

@@ -47,3 +47,14 @@ run_rss() {
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 load_now() { uptime | sed 's/.*load average: /load /'; }
+
+# start_server NAME CMD... : starts a local server (a fake from Tests/Fakes/) in the background and
+# waits up to 60 s for its READY line, which lands in $tmp/NAME.ready. The caller owns $tmp and
+# the array pids, and kills every pid in it on exit.
+start_server() {
+  local name=$1; shift
+  "$@" >"$tmp/$name.ready" 2>"$tmp/$name.log" &
+  pids+=($!)
+  for _ in $(seq 1 600); do grep -q '^READY ' "$tmp/$name.ready" 2>/dev/null && return; sleep 0.1; done
+  echo "[bench] $name did not start:" >&2; cat "$tmp/$name.log" >&2; exit 1
+}

@@ -1,13 +1,10 @@
 /// The run a notification belongs to.
 public struct RunIdentity: Sendable, Equatable {
-    /// Unique per run.
+    /// Unique per run; events carry it as `run`.
     public var id: String
-    /// When the run started, seconds since 1970.
-    public var started: Double
 
-    public init(id: String, started: Double) {
+    public init(id: String) {
         self.id = id
-        self.started = started
     }
 }
 

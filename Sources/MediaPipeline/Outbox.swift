@@ -78,42 +78,40 @@ public protocol Outbox: Sendable {
 /// An outbox in memory, for runs without a journal: what is not delivered by the end of the run
 /// is lost, and the run says so.
 public final class MemoryOutbox: Outbox {
-    private let events = Mutex<[String: OutboxEvent]>([:])
-    private let order = Mutex<[String]>([])
+    /// The events by id, and their ids in the order they were written.
+    private let state = Mutex<(events: [String: OutboxEvent], order: [String])>(([:], []))
 
     public init() {}
 
     public func enqueue(_ event: OutboxEvent) {
-        let added = events.withLock { events in
-            guard events[event.id] == nil else { return false }
-            events[event.id] = event
-            return true
+        state.withLock { state in
+            guard state.events[event.id] == nil else { return }
+            state.events[event.id] = event
+            state.order.append(event.id)
         }
-        if added { order.withLock { $0.append(event.id) } }
     }
 
     public func takeDue(step: String, now: Double, hold: Double, limit: Int) -> [OutboxEvent] {
-        let ids = order.withLock { $0 }
-        return events.withLock { events in
+        state.withLock { state in
             var taken: [OutboxEvent] = []
-            for id in ids where taken.count < limit {
-                guard var event = events[id], event.step == step, event.state == .pending, event.nextAttempt <= now else { continue }
+            for id in state.order where taken.count < limit {
+                guard var event = state.events[id], event.step == step, event.state == .pending, event.nextAttempt <= now else { continue }
                 taken.append(event)
                 event.nextAttempt = now + hold
-                events[id] = event
+                state.events[id] = event
             }
             return taken
         }
     }
 
     public func update(_ event: OutboxEvent) {
-        events.withLock { $0[event.id] = event }
+        state.withLock { $0.events[event.id] = event }
     }
 
     public func counts(step: String) -> OutboxCounts {
-        events.withLock { events in
+        state.withLock { state in
             var counts = OutboxCounts()
-            for event in events.values where event.step == step {
+            for event in state.events.values where event.step == step {
                 counts.byState[event.state, default: 0] += 1
                 if event.state == .pending { counts.earliestPending = min(counts.earliestPending ?? event.nextAttempt, event.nextAttempt) }
             }

@@ -27,7 +27,7 @@ public struct Runner: Sendable {
 
         public init(dryRun: Bool, concurrency: Int, uploads: Int = PipelineLimits().uploads, workDirectory: URL, purpose: String? = nil,
                     journal: (any Journal)? = nil, stop: StopSwitch = StopSwitch(), outbox: (any Outbox)? = nil,
-                    identity: RunIdentity = RunIdentity(id: UUID().uuidString.lowercased(), started: Date().timeIntervalSince1970)) {
+                    identity: RunIdentity = RunIdentity(id: UUID().uuidString.lowercased())) {
             self.outbox = dryRun ? nil : outbox
             self.identity = identity
             self.dryRun = dryRun

@@ -68,7 +68,7 @@ struct NotifyCommand {
             }
             return 0
         }
-        let dispatcher = NotifyDispatcher(steps: steps, outbox: outbox, run: RunIdentity(id: "flush", started: Date().timeIntervalSince1970),
+        let dispatcher = NotifyDispatcher(steps: steps, outbox: outbox, run: RunIdentity(id: "flush"),
                                           logger: ConsoleLogger(console: console))
         dispatcher.finish(within: timeout)
         let tally = await dispatcher.deliver()

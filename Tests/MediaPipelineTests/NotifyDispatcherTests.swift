@@ -51,7 +51,7 @@ struct NotifyDispatcherTests {
     func dispatcher(_ notifier: ScriptedNotifier, outbox: MemoryOutbox = MemoryOutbox(), logger: MemoryLogger = MemoryLogger(),
                     clock: TickingClock = TickingClock()) -> NotifyDispatcher {
         NotifyDispatcher(steps: [.init(name: "hook", when: nil, notifier: notifier)], outbox: outbox,
-                         run: RunIdentity(id: "run-1", started: 0), logger: logger, now: { clock.read() })
+                         run: RunIdentity(id: "run-1"), logger: logger, now: { clock.read() })
     }
 
     func event(_ id: String, created: Double = 1_000_000) -> OutboxEvent {
@@ -141,7 +141,7 @@ struct NotifyDispatcherTests {
             let runner = Runner(pipeline: p, inspector: FixedInspector(), logger: MemoryLogger())
             let summary = await runner.run(try tests.inputs(3, in: dir),
                                            options: .init(dryRun: false, concurrency: 2, workDirectory: dir, outbox: outbox,
-                                                          identity: RunIdentity(id: "r1", started: 0))) { _ in }
+                                                          identity: RunIdentity(id: "r1"))) { _ in }
             #expect(summary.exitCode == 1)
             #expect(summary.notifications?.delivered == 4)
             #expect(Set(notifier.deliveries) == ["hook/f0.txt/uploaded", "hook/f1.txt/rejected", "hook/f2.txt/uploaded", "hook/batch/r1"])
