@@ -8,14 +8,22 @@ final class Spawned {
     let stdout: URL
     let stderr: URL
 
-    init(_ arguments: [String], environment: [String: String], in dir: URL) throws {
+    /// With `killAfter`, coreutils' `timeout` sends SIGKILL after that many seconds, so the moment
+    /// does not depend on when this test process gets round to it. `timeout` signals its whole
+    /// process group, itself included, so the status is then SIGKILL.
+    init(_ arguments: [String], environment: [String: String], in dir: URL, killAfter: Double? = nil) throws {
         let id = UUID().uuidString.prefix(8)
         stdout = dir.appendingPathComponent("out-\(id).txt")
         stderr = dir.appendingPathComponent("err-\(id).txt")
         _ = FileManager.default.createFile(atPath: stdout.path, contents: nil)
         _ = FileManager.default.createFile(atPath: stderr.path, contents: nil)
-        process.executableURL = URL(fileURLWithPath: CLITests.binary)
-        process.arguments = arguments
+        if let killAfter {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+            process.arguments = ["--signal=KILL", String(format: "%.3f", killAfter), CLITests.binary] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: CLITests.binary)
+            process.arguments = arguments
+        }
         var env = ["PATH": "/usr/bin:/bin", "HOME": NSTemporaryDirectory()]
         env.merge(environment) { _, new in new }
         process.environment = env
