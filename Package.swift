@@ -11,7 +11,7 @@ let stageModules: [(name: String, dependencies: [Target.Dependency])] = [
     ("CloudflareR2Stage", ["CloudflareClient"]),
     ("CloudflareStreamStage", ["CloudflareClient"]),
     ("NotifyWebhookStage", ["HTTPTransport", "Digests"]),
-    ("ExecStage", []),
+    ("ExecStage", ["ChildProcesses"]),
 ]
 
 let package = Package(
@@ -46,8 +46,10 @@ let package = Package(
 
         // The core: no C import, no network, names no concrete stage.
         .target(name: "MediaPipeline", path: "Sources/MediaPipeline"),
+        // Programs started by the tool (exec stages, decoder workers): spawned alone, spoken to over pipes.
+        .target(name: "ChildProcesses", path: "Sources/ChildProcesses"),
         // Local media facts and transforms over libvips, libmagic and libcrypto.
-        .target(name: "LocalMedia", dependencies: ["MediaPipeline", "CVips", "CLibVips", "CMagic", "CCrypto"],
+        .target(name: "LocalMedia", dependencies: ["MediaPipeline", "ChildProcesses", "CVips", "CLibVips", "CMagic", "CCrypto"],
                 path: "Sources/LocalMedia"),
         // Zip and tar archives over libarchive: a zip pre-scan, checked names, counted output, files only in a work folder.
         .target(name: "Archives", dependencies: ["MediaPipeline", "CArchive"], path: "Sources/Archives"),

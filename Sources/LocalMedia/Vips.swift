@@ -12,6 +12,17 @@ public struct VipsError: Error, CustomStringConvertible, Sendable {
     public var operation: String
     public var file: URL
     public var message: String
+    public var kind: Kind
+
+    /// How the operation ended: libvips refused the file, or the worker doing it crashed or hung.
+    public enum Kind: Sendable { case failed, crashed, timedOut }
+
+    public init(operation: String, file: URL, message: String, kind: Kind = .failed) {
+        self.operation = operation
+        self.file = file
+        self.message = message
+        self.kind = kind
+    }
 
     public var description: String { "\(operation) \(file.lastPathComponent): \(message)" }
 
@@ -19,6 +30,11 @@ public struct VipsError: Error, CustomStringConvertible, Sendable {
     /// text: a blocked loader is `loader_blocked`, a file cut short is `truncated`, anything else
     /// `decode_error`.
     public var reason: Reason {
+        switch kind {
+        case .crashed: return Reason(.decoderCrashed, message)
+        case .timedOut: return Reason(.timeout, message)
+        case .failed: break
+        }
         if let loader = Vips.loader(for: file), loader.blocked {
             return Reason(.loaderBlocked, "\(loader.name) is blocked: the format is read only by a loader libvips marks untrusted")
         }
@@ -28,7 +44,7 @@ public struct VipsError: Error, CustomStringConvertible, Sendable {
 }
 
 /// What the transform writes.
-public enum ImageFormat: String, Sendable, CaseIterable {
+public enum ImageFormat: String, Sendable, CaseIterable, Codable {
     case jpeg, png, webp, gif
 
     var c: mp_format {
@@ -47,7 +63,7 @@ public enum ImageFormat: String, Sendable, CaseIterable {
 }
 
 /// One resize-and-clean of an image with libvips.
-public struct VipsTransform: Sendable, Equatable {
+public struct VipsTransform: Sendable, Equatable, Codable {
     public var width: Int
     public var height: Int
     /// Fill the box and crop the overflow, rather than fitting inside it.
@@ -104,8 +120,18 @@ public enum Vips {
         return text(of: buffer).trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "\n", with: "; ")
     }
 
-    /// The image header, read without decoding pixels.
+    /// The image header, read without decoding pixels (in a decoder worker once they are started).
     public static func header(of file: URL) throws(VipsError) -> ImageHeader {
+        if let workers = DecoderWorkers.current.withLock({ $0 }) {
+            guard let header = try workers.call(WorkerRequest(input: file.path), file: file).header else {
+                throw VipsError(operation: "header", file: file, message: "the decoder worker sent no header", kind: .crashed)
+            }
+            return header.header
+        }
+        return try headerInProcess(of: file)
+    }
+
+    static func headerInProcess(of file: URL) throws(VipsError) -> ImageHeader {
         try start()
         var h = mp_header()
         guard mp_vips_header(file.path, &h) == 0 else {
@@ -119,8 +145,19 @@ public enum Vips {
     }
 
     /// Resizes (never up), rotates upright, converts to sRGB, removes metadata and saves to `output`.
-    /// Returns the output's size in pixels and pages.
+    /// Returns the output's size in pixels and pages. Runs in a decoder worker once they are started.
     public static func transform(_ input: URL, to output: URL, _ t: VipsTransform) throws(VipsError) -> (width: Int, height: Int, pages: Int) {
+        if let workers = DecoderWorkers.current.withLock({ $0 }) {
+            let reply = try workers.call(WorkerRequest(input: input.path, output: output.path, transform: t), file: input)
+            guard let width = reply.width, let height = reply.height, let pages = reply.pages else {
+                throw VipsError(operation: "transform", file: input, message: "the decoder worker sent no size", kind: .crashed)
+            }
+            return (width, height, pages)
+        }
+        return try transformInProcess(input, to: output, t)
+    }
+
+    static func transformInProcess(_ input: URL, to output: URL, _ t: VipsTransform) throws(VipsError) -> (width: Int, height: Int, pages: Int) {
         try start()
         var spec = mp_transform(width: Int32(t.width), height: Int32(t.height), cover: t.cover ? 1 : 0,
                                 autorotate: t.autorotate ? 1 : 0, all_pages: t.allPages ? 1 : 0, keep_icc: t.keepICC ? 1 : 0,
@@ -141,7 +178,6 @@ public enum Vips {
         return (text(of: name), blocked != 0)
     }
 
-    /// Every operation libvips flags untrusted, and whether it is blocked now.
     /// The libvips version, e.g. `8.14.1`.
     public static var version: String { String(cString: vips_version_string()) }
 
@@ -150,6 +186,7 @@ public enum Vips {
         vips_type_find("VipsOperation", nickname) != 0
     }
 
+    /// Every operation libvips flags untrusted, and whether it is blocked now.
     public static func untrustedOperations() throws(VipsError) -> [(name: String, blocked: Bool)] {
         try start()
         var buffer = [CChar](repeating: 0, count: 8192)

@@ -54,6 +54,8 @@ public struct PipelineLimits: Sendable, Equatable {
     /// With a shared journal: how long a worker's claim on a file lasts without renewal, so how
     /// soon the files of a worker that died are taken over (seconds).
     public var lease: Double = 60
+    /// Seconds one image may spend in a decoder worker (header or transform) before it is killed.
+    public var decodeTimeout: Double = 120
 
     public init() {}
 }
@@ -260,6 +262,9 @@ public struct Pipeline: Sendable {
         reader.absorb(retry)
         limits.lease = reader.seconds("lease", default: limits.lease, help: "how long a worker's claim lasts without renewal (shared journal)")
         if limits.lease < 3 { reader.error("lease", "must be at least 3s") }
+        limits.decodeTimeout = reader.seconds("decodeTimeout", default: limits.decodeTimeout,
+                                              help: "how long one image may take in a decoder worker before it is killed (timeout)")
+        if limits.decodeTimeout < 1 { reader.error("decodeTimeout", "must be at least 1s") }
         return limits
     }
 

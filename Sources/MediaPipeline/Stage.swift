@@ -17,6 +17,8 @@ public struct ReasonCode: RawRepresentable, Hashable, Sendable, ExpressibleByStr
     public static let truncated: ReasonCode = "truncated"
     public static let pixelLimit: ReasonCode = "pixel_limit"
     public static let frameLimit: ReasonCode = "frame_limit"
+    /// The image decoder crashed on the file (it runs in a worker process, so only this file is lost).
+    public static let decoderCrashed: ReasonCode = "decoder_crashed"
     public static let dimensionLimit: ReasonCode = "dimension_limit"
     public static let tooLarge: ReasonCode = "too_large"
     public static let svgNotAllowed: ReasonCode = "svg_not_allowed"

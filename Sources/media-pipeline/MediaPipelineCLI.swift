@@ -4,6 +4,7 @@ import CMalloc
 #endif
 import MediaPipeline
 import StandardStages
+import LocalMedia
 
 /// The composition root: reads arguments and the environment, builds the pipeline from the
 /// standard stages, and decides where every piece of text goes.
@@ -37,7 +38,13 @@ enum MediaPipelineCLI {
         tuneAllocator()
         let arguments = Array(CommandLine.arguments.dropFirst())
         let environment = ProcessInfo.processInfo.environment
+        if arguments == [DecoderWorkers.commandName] { exit(DecoderWorkers.serve()) }
+        // Images are decoded by workers this program starts as itself, so a decoder crash costs one file.
+        if let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            DecoderWorkers.start(executable: executable, environment: environment)
+        }
         let code = await run(arguments, environment: environment)
+        DecoderWorkers.stop()
         exit(code)
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import MediaPipeline
 import StandardStages
+import LocalMedia
 
 /// `media-pipeline run`: every file through the pipeline, reported per file and in a summary.
 struct RunCommand {
@@ -55,6 +56,7 @@ struct RunCommand {
         guard let pipeline = PipelineChoice(arguments).load(environment: environment, assumeConfigured: arguments.flag("assume-configured"),
                                                             console: console)?.pipeline
         else { return 2 }
+        DecoderWorkers.setTimeout(pipeline.limits.decodeTimeout)
         if let purpose = arguments.value("purpose"), pipeline.purposes[purpose] == nil {
             let hint = DidYouMeanWord.closest(purpose, Array(pipeline.purposes.keys)).map { " Did you mean '\($0)'?" } ?? ""
             return usage("--purpose '\(purpose)' is not a purpose of this pipeline.\(hint) Known: \(pipeline.purposes.keys.sorted().joined(separator: ", "))")

@@ -1,6 +1,7 @@
 import Foundation
 import MediaPipeline
 import StandardStages
+import LocalMedia
 import Synchronization
 
 /// `media-pipeline test`: checks a pipeline offline. Each case folder's one input file is planned
@@ -48,6 +49,7 @@ struct TestCommand {
         guard let pipeline = MediaPipelineCLI.loadPipeline(pipelinePath, environment: environment,
                                                            assumeConfigured: arguments.flag("assume-configured"), console: console)
         else { return 2 }
+        DecoderWorkers.setTimeout(pipeline.limits.decodeTimeout)
         var cases: [TestCase] = []
         var problems: [String] = []
         for folder in arguments.positional {

@@ -62,6 +62,82 @@ struct BadInputsTests {
         }
     }
 
+    @Test("B10: a decoder that crashes or hangs costs that one file, and the batch goes on with fresh workers")
+    func aCrashingOrHangingDecoderCostsOneFile() async throws {
+        try await TestFiles.withTemporaryDirectory { dir in
+            let good = ["photo.jpg", "rotated.jpg", "adobe.jpg"]
+            let input = try cli.folder(good, in: dir)
+            for name in ["crash-me.jpg", "hang-me.png", "crash-me-too.jpg"] {
+                try FileManager.default.copyItem(at: try TestFiles.fixture(name.hasSuffix(".png") ? "small.png" : "photo.jpg"),
+                                              to: input.appendingPathComponent(name))
+            }
+            let work = dir.appendingPathComponent("work"), manifest = dir.appendingPathComponent("m.jsonl")
+            let marker = "run-\(UUID().uuidString.prefix(8))"  // names this run's workers in their environment
+            let run = try Spawned(["run", input.path, "--dry-run", "--assume-configured", "--set", "limits.decodeTimeout=3s",
+                                   "--work-dir", work.path, "--manifest", manifest.path],
+                                  environment: CLITests.canaries.merging(["MEDIA_PIPELINE_TEST_DECODER_FAULT": "crash:crash-me,hang:hang-me,crash:\(marker)"]) { a, _ in a },
+                                  in: dir)
+            // While one worker hangs, its environment can be read: libvips' variables and PATH, no credential.
+            var workerEnvironments: [String] = []
+            let deadline = Date().addingTimeInterval(20)
+            while workerEnvironments.isEmpty, Date() < deadline, run.process.isRunning {
+                workerEnvironments = Self.children(of: run.process.processIdentifier, named: "__decoder-worker")
+                    .compactMap { try? Data(contentsOf: URL(fileURLWithPath: "/proc/\($0)/environ")) }
+                    .map { String(decoding: $0, as: UTF8.self) }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(!workerEnvironments.isEmpty, "no decoder worker seen")
+            for environment in workerEnvironments {
+                #expect(!environment.contains("canary") && !environment.contains("CLOUDFLARE"), "a worker got a credential")
+            }
+            let status = await run.wait(timeout: 60)
+            #expect(status == 1, "\(run.errors)")
+            let rows = try cli.rows(try String(contentsOf: manifest, encoding: .utf8))
+            #expect(rows.count == good.count + 3)
+            for row in rows {
+                let name = (row["source"] as! String).components(separatedBy: "/").last!
+                let expected: String? = name.hasPrefix("crash-me") ? "decoder_crashed" : name.hasPrefix("hang-me") ? "timeout" : nil
+                if let expected {
+                    #expect(row["status"] as? String == "rejected" && row["reason"] as? String == expected, "\(name): \(row)")
+                    #expect(run.errors.contains("rejected \(input.path)/\(name) — \(expected): "), "\(name)")
+                } else {
+                    #expect(row["status"] as? String == "planned", "\(name): \(row["reason"] ?? "nil")")
+                }
+            }
+            #expect(run.errors.contains("decoder worker ended (killed by signal 11"))
+            // Only the good images' outputs remain, nothing partial.
+            let left = TestFiles.listing(work)
+            #expect(left.count == good.count && left.allSatisfy { !$0.contains(".part") }, "\(left)")
+            // Every worker has gone: the crashed ones, the hung one (killed), the idle ones (their input ended).
+            var leftBehind: [Int32] = []
+            for _ in 0..<100 {
+                leftBehind = Self.processes(named: "__decoder-worker").filter { pid in
+                    (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/environ"))).map { String(decoding: $0, as: UTF8.self).contains(marker) } ?? false
+                }
+                if leftBehind.isEmpty { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(leftBehind.isEmpty, "decoder workers left running: \(leftBehind)")
+            cli.assertNoSecret([run.output, run.errors])
+        }
+    }
+
+    /// Process ids whose command line contains `name`.
+    static func processes(named name: String) -> [Int32] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap(Int32.init).filter { pid in
+            let line = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            return line.contains(name)
+        }
+    }
+
+    /// Children of `parent` whose command line contains `name`.
+    static func children(of parent: Int32, named name: String) -> [Int32] {
+        processes(named: name).filter { pid in
+            let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+            return status.split(separator: "\n").contains { $0 == "PPid:\t\(parent)" }
+        }
+    }
+
     @Test func withSVGAllowedActiveContentIsRejectedAndCleanSVGPassesUntouched() async throws {
         try await TestFiles.withTemporaryDirectory { dir in
             let svgs = ["script.svg", "onload.svg", "foreign.svg", "href.svg", "xxe.svg", "laughs.svg", "drawing.svg"]

@@ -1,4 +1,5 @@
 import Foundation
+import ChildProcesses
 public import MediaPipeline
 #if canImport(Glibc)
 import Glibc
@@ -216,7 +217,7 @@ public struct ExecStage: Stage {
         do {
             child = try ChildProcess.spawn(command, environment: environment)
         } catch {
-            return .failure(Reason(error.code, "stage '\(name)': \(error.detail)"))
+            return .failure(Reason(.stageCrashed, "stage '\(name)': \(error.detail)"))
         }
         func fail(_ code: ReasonCode, grace: Double, _ detail: (String) -> String) -> Result<ChildProcess, Reason> {
             let ending = child.stop(grace: grace, log: log)

@@ -1,16 +1,16 @@
-import Foundation
-import MediaPipeline
+public import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// One running program of an `exec` stage: its process id (also its process group) and our ends
+/// One running program (an `exec` stage's, or a decoder worker): its process id (also its process group) and our ends
 /// of its stdin, stdout and stderr pipes, with what has been read and not yet used.
 ///
-/// Every call blocks, so callers run it off the cooperative thread pool (see `ExecStage.detached`).
-/// A value belongs to one caller at a time: the pool hands it out and takes it back.
-struct ChildProcess: Sendable {
-    let pid: pid_t
+/// Every call blocks: callers run it off the cooperative thread pool (see `ExecStage.detached`), or
+/// in place of blocking work it stands for (a decoder worker does what libvips did in process).
+/// A value belongs to one caller at a time: its pool hands it out and takes it back.
+public struct ChildProcess: Sendable {
+    public let pid: pid_t
     private let input: Int32
     private let output: Int32
     private var errors: Int32
@@ -18,12 +18,17 @@ struct ChildProcess: Sendable {
     private var errorBuffer: [UInt8] = []
 
     /// The longest line the program may write on stdout: a longer one is a protocol error.
-    static let maxLine = 1 << 20
+    public static let maxLine = 1 << 20
     /// Longer stderr lines are logged in pieces of this many bytes.
     static let maxLogLine = 4096
 
+    /// Why a program could not be started.
+    public struct SpawnError: Error, Sendable {
+        public var detail: String
+    }
+
     /// How an exchange ended without a reply line.
-    enum Failure: Error, Equatable {
+    public enum Failure: Error, Equatable {
         /// No complete line before the deadline.
         case timeout
         /// stdout reached its end: the program closed it or exited.
@@ -34,12 +39,12 @@ struct ChildProcess: Sendable {
 
     /// Starts `arguments` (the first is the program's path) with exactly `environment` in its own
     /// process group, with its stdin, stdout and stderr on new pipes and no other descriptor of ours.
-    static func spawn(_ arguments: [String], environment: [String: String]) throws(Reason) -> ChildProcess {
+    public static func spawn(_ arguments: [String], environment: [String: String]) throws(SpawnError) -> ChildProcess {
         var pipes: [[Int32]] = []
         defer { for pipe in pipes { for fd in pipe where fd >= 0 { close(fd) } } }
         for _ in 0..<3 {
             var fds: [Int32] = [-1, -1]
-            guard pipe(&fds) == 0 else { throw Reason(.stageCrashed, "could not make a pipe for \(arguments[0]): \(errorText())") }
+            guard pipe(&fds) == 0 else { throw SpawnError(detail: "could not make a pipe for \(arguments[0]): \(errorText())") }
             for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
             pipes.append(fds)
         }
@@ -82,7 +87,7 @@ struct ChildProcess: Sendable {
         var pid: pid_t = 0
         let status = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, envp)
         guard status == 0 else {
-            throw Reason(.stageCrashed, "could not start \(arguments[0]): \(String(cString: strerror(status)))")
+            throw SpawnError(detail: "could not start \(arguments[0]): \(String(cString: strerror(status)))")
         }
         let child = ChildProcess(pid: pid, input: pipes[0][1], output: pipes[1][0], errors: pipes[2][0])
         pipes = [[pipes[0][0], -1], [-1, pipes[1][1]], [-1, pipes[2][1]]]  // the child's ends close here; ours stay open
@@ -98,7 +103,7 @@ struct ChildProcess: Sendable {
 
     /// Writes `message` and waits for one line on stdout, logging stderr lines meanwhile, until
     /// `timeout` seconds have passed. Returns the line without its `\n`.
-    mutating func exchange(_ message: [UInt8], timeout: Double, log: (String) -> Void) -> Result<[UInt8], Failure> {
+    public mutating func exchange(_ message: [UInt8], timeout: Double, log: (String) -> Void) -> Result<[UInt8], Failure> {
         let deadline = ContinuousClock.now + .milliseconds(Int64(timeout * 1000))
         var sent = 0
         var chunk = [UInt8](repeating: 0, count: 65536)
@@ -139,8 +144,29 @@ struct ChildProcess: Sendable {
         }
     }
 
+    /// Runs `body` with SIGPIPE blocked on this thread, so a write to a program that has gone fails
+    /// with EPIPE instead of ending the tool; a SIGPIPE raised meanwhile is taken off before the
+    /// thread's mask is restored.
+    public static func withoutBrokenPipeSignal<T>(_ body: () throws -> T) rethrows -> T {
+        var pipeSignal = sigset_t()
+        sigemptyset(&pipeSignal)
+        sigaddset(&pipeSignal, SIGPIPE)
+        var previous = sigset_t()
+        pthread_sigmask(SIG_BLOCK, &pipeSignal, &previous)
+        defer {
+            var pending = sigset_t()
+            sigpending(&pending)
+            if sigismember(&pending, SIGPIPE) == 1 {
+                var now = timespec(tv_sec: 0, tv_nsec: 0)
+                _ = sigtimedwait(&pipeSignal, nil, &now)
+            }
+            pthread_sigmask(SIG_SETMASK, &previous, nil)
+        }
+        return try body()
+    }
+
     /// True when the program wrote something on stdout that no request asked for yet.
-    var hasUnreadOutput: Bool { !outputBuffer.isEmpty }
+    public var hasUnreadOutput: Bool { !outputBuffer.isEmpty }
 
     /// Reads what stderr holds now without waiting, logging each complete line.
     private mutating func drainErrors(into chunk: inout [UInt8], log: (String) -> Void) {
@@ -177,7 +203,7 @@ struct ChildProcess: Sendable {
     /// `grace` seconds, then kills its whole process group, reaps it and closes our ends. Logs what
     /// stderr still held. Returns how it ended, e.g. `exited with status 1`.
     @discardableResult
-    mutating func stop(grace: Double, log: (String) -> Void) -> String {
+    public mutating func stop(grace: Double, log: (String) -> Void) -> String {
         close(input)
         // Wait for it to exit without reaping it, so its process group id cannot be reused before the kill.
         let deadline = ContinuousClock.now + .milliseconds(Int64(grace * 1000))
@@ -197,14 +223,14 @@ struct ChildProcess: Sendable {
     }
 
     /// True once the program has ended (it stays a zombie until `stop` reaps it).
-    var hasExited: Bool {
+    public var hasExited: Bool {
         var info = siginfo_t()
         let r = waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT)
         return r == 0 && info._sifields._sigchld.si_pid == pid
     }
 
     /// `exited with status N` or `killed by signal N (NAME)` from a `waitpid` status.
-    static func describe(status: Int32) -> String {
+    public static func describe(status: Int32) -> String {
         let signal = status & 0x7F
         if signal == 0 { return "exited with status \((status >> 8) & 0xFF)" }
         let name = strsignal(signal).map { String(cString: $0) } ?? "signal"
