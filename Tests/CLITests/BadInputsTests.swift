@@ -1,6 +1,7 @@
 import Foundation
 import TestSupport
 import Testing
+import Synchronization
 
 /// The bad-inputs catalogue (sections A, B, C), each through the real binary in one batch:
 /// every refusal names the file and its reason code, the good files still go through, and
@@ -77,20 +78,28 @@ struct BadInputsTests {
                                    "--work-dir", work.path, "--manifest", manifest.path],
                                   environment: CLITests.canaries.merging(["MEDIA_PIPELINE_TEST_DECODER_FAULT": "crash:crash-me,hang:hang-me,crash:\(marker)"]) { a, _ in a },
                                   in: dir)
-            // While one worker hangs, its environment can be read: libvips' variables and PATH, no credential.
-            var workerEnvironments: [String] = []
-            let deadline = Date().addingTimeInterval(20)
-            while workerEnvironments.isEmpty, Date() < deadline, run.process.isRunning {
-                workerEnvironments = Self.children(of: run.process.processIdentifier, named: "__decoder-worker")
-                    .compactMap { try? Data(contentsOf: URL(fileURLWithPath: "/proc/\($0)/environ")) }
-                    .map { String(decoding: $0, as: UTF8.self) }
-                try await Task.sleep(for: .milliseconds(50))
+            // The workers' environments, read while the run goes on (on a thread of its own, so a busy
+            // test process cannot miss them): libvips' variables and PATH, no credential.
+            let seen = Mutex<[String]>([])
+            let pid = run.process.processIdentifier
+            let watcher = Thread {
+                let end = Date().addingTimeInterval(150)
+                while kill(pid, 0) == 0, Date() < end {
+                    for worker in Self.children(of: pid, named: "__decoder-worker") {
+                        if let data = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(worker)/environ")) {
+                            seen.withLock { $0.append(String(decoding: data, as: UTF8.self)) }
+                        }
+                    }
+                    usleep(20_000)
+                }
             }
+            watcher.start()
+            let status = await run.wait(timeout: 120)
+            let workerEnvironments = seen.withLock { $0 }
             #expect(!workerEnvironments.isEmpty, "no decoder worker seen")
             for environment in workerEnvironments {
                 #expect(!environment.contains("canary") && !environment.contains("CLOUDFLARE"), "a worker got a credential")
             }
-            let status = await run.wait(timeout: 60)
             #expect(status == 1, "\(run.errors)")
             let rows = try cli.rows(try String(contentsOf: manifest, encoding: .utf8))
             #expect(rows.count == good.count + 3)
@@ -119,6 +128,33 @@ struct BadInputsTests {
             }
             #expect(leftBehind.isEmpty, "decoder workers left running: \(leftBehind)")
             cli.assertNoSecret([run.output, run.errors])
+        }
+    }
+
+    @Test("E8: a file over the size limit is refused from stat, before a byte of it is read")
+    func anOversizedFileIsRefusedBeforeReading() async throws {
+        try await TestFiles.withTemporaryDirectory { dir in
+            let input = try cli.folder(["clip.mp4", "photo.jpg"], in: dir)
+            // A real MP4 header, then a hole: 11 GB that cost no disk.
+            let big = input.appendingPathComponent("big.mp4")
+            try FileManager.default.copyItem(at: try TestFiles.fixture("clip.mp4"), to: big)
+            let handle = try FileHandle(forWritingTo: big)
+            try handle.truncate(atOffset: 11_000_000_000)
+            try handle.close()
+            let overlay = dir.appendingPathComponent("limit.json")
+            try #"{"stages": [{"name": "validate", "options": {"maxBytes": {"video": "10GB"}}}]}"#.write(to: overlay, atomically: true, encoding: .utf8)
+            let work = dir.appendingPathComponent("work"), manifest = dir.appendingPathComponent("m.jsonl")
+            let result = cli.run(["run", input.path, "--dry-run", "--assume-configured", "--pipeline", "pipeline.json", "--pipeline", overlay.path,
+                                  "--work-dir", work.path, "--manifest", manifest.path])
+            #expect(result.status == 1, "\(result.stderr)")
+            #expect(result.stderr.contains("rejected \(input.path)/big.mp4 — too_large: 11.00 GB is over the 10.00 GB limit"), "\(result.stderr)")
+            let rows = try cli.rows(try String(contentsOf: manifest, encoding: .utf8))
+            let row = try #require(rows.first { ($0["source"] as? String)?.hasSuffix("/big.mp4") == true })
+            #expect(row["status"] as? String == "rejected" && row["reason"] as? String == "too_large")
+            // Never read: no digest and no sniffed type.
+            #expect(row["sha256"] is NSNull && row["mime"] is NSNull, "\(row)")
+            #expect(rows.filter { $0["status"] as? String == "planned" }.count == 2)
+            #expect(!TestFiles.listing(work).contains { $0.contains("big") || $0.contains(".part") })
         }
     }
 

@@ -5,21 +5,39 @@ import Testing
 /// The real binary, run as a user would, on real files.
 struct CLITests {
     static let binary = TestFiles.repoRoot.appendingPathComponent(".build/debug/media-pipeline").path
+    /// Canary credentials, given to every run whose test sets none of its own.
     static let canaries = [
-        "CLOUDFLARE_API_TOKEN": "canary-api-\(UUID().uuidString.prefix(12))",
-        "CLOUDFLARE_R2_SECRET_ACCESS_KEY": "canary-r2s-\(UUID().uuidString.prefix(12))",
-        "CLOUDFLARE_R2_ACCESS_KEY_ID": "canary-r2a-\(UUID().uuidString.prefix(12))",
+        "CLOUDFLARE_API_TOKEN": Canaries.make("api"),
+        "CLOUDFLARE_R2_SECRET_ACCESS_KEY": Canaries.make("r2s"),
+        "CLOUDFLARE_R2_ACCESS_KEY_ID": Canaries.makePlain("r2a"),
         "CLOUDFLARE_ACCOUNT_ID": "canary-acct-\(UUID().uuidString.prefix(8))",
+        "MEDIA_PIPELINE_TOKEN": Canaries.make("serve"),
+        "PGPASSWORD": Canaries.make("pg"),
     ]
 
+    /// Runs the binary. Unless the test passes credentials of its own (an empty value leaves a
+    /// variable unset), every run gets the canaries, and its output and journal are searched for them.
     func run(_ arguments: [String], environment: [String: String] = [:]) -> Shell.Result {
         var env = ["PATH": "/usr/bin:/bin", "HOME": NSTemporaryDirectory()]
+        if !environment.keys.contains(where: { $0.hasPrefix("CLOUDFLARE_") }) {
+            env.merge(Self.canaries.filter { !$0.key.hasPrefix("CLOUDFLARE_") || arguments.contains("--assume-configured") }) { _, new in new }
+        }
         // Each run gets a journal of its own unless the test names one, so runs never see each other's.
-        if !arguments.contains("--journal"), !arguments.contains("--no-journal") {
-            env["MEDIA_PIPELINE_JOURNAL"] = NSTemporaryDirectory() + "mp-journal-\(UUID().uuidString)/journal.db"
+        var journal: URL?
+        if !arguments.contains("--journal"), !arguments.contains("--no-journal"), environment["MEDIA_PIPELINE_JOURNAL"] == nil {
+            journal = FileManager.default.temporaryDirectory.appendingPathComponent("mp-journal-\(UUID().uuidString)")
+            env["MEDIA_PIPELINE_JOURNAL"] = journal!.appendingPathComponent("journal.db").path
         }
         env.merge(environment) { _, new in new }
-        return Shell.run(Self.binary, arguments, environment: env, directory: TestFiles.repoRoot)
+        env = env.filter { !$0.value.isEmpty }
+        let result = Shell.run(Self.binary, arguments, environment: env, directory: TestFiles.repoRoot)
+        Canaries.expectNone(in: result.stdout, "the standard output of `media-pipeline \(arguments.first ?? "")`")
+        Canaries.expectNone(in: result.stderr, "the standard error of `media-pipeline \(arguments.first ?? "")`")
+        if let journal {
+            Canaries.expectNone(under: journal)
+            try? FileManager.default.removeItem(at: journal)
+        }
+        return result
     }
 
     /// Copies fixtures into a folder of their own, so one run sees exactly these files.
@@ -36,12 +54,20 @@ struct CLITests {
         }
     }
 
-    func assertNoSecret(_ texts: [String]) {
-        for (name, value) in Self.canaries {
-            let forms = [value, Data(value.utf8).base64EncodedString(),
-                         value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? value]
-            for text in texts { for form in forms { #expect(!text.contains(form), "\(name) leaked") } }
+    func assertNoSecret(_ texts: [String], sourceLocation: SourceLocation = #_sourceLocation) {
+        for text in texts { Canaries.expectNone(in: text, "the output", sourceLocation: sourceLocation) }
+    }
+
+    @Test("the canary search finds a canary as is, URL-encoded and base64-encoded at any offset, and nothing else")
+    func theCanarySearchFindsEveryForm() {
+        let canary = Canaries.make("probe")
+        #expect(Canaries.found(in: Data("x \(canary) y".utf8)).count == 1)
+        #expect(Canaries.found(in: Data("q=\(canary.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)&".utf8)).count == 1)
+        for prefix in ["", "a", "ab", "abc", "Bearer "] {
+            let encoded = Data((prefix + canary + "!tail").utf8).base64EncodedString()
+            #expect(Canaries.found(in: Data("Authorization: Basic \(encoded)".utf8)).count == 1, "after \(prefix.count) bytes")
         }
+        #expect(Canaries.found(in: Data("canary-probe- and other words, \(UUID().uuidString)".utf8)).isEmpty)
     }
 
     @Test func helpAndVersionWorkForEveryCommand() {

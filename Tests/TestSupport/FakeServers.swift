@@ -105,7 +105,8 @@ public final class LocalServer: @unchecked Sendable {
 
 /// The Cloudflare API fake (Images, Stream, live inputs, token verify).
 public final class CloudflareFake: Sendable {
-    public static let token = "fake-token-0123456789abcdef"
+    /// A canary: searched for in everything the tool's runs leave behind.
+    public static let token = Canaries.make("api")
     public static let account = "0123456789abcdef0123456789abcdef"
     public let server: LocalServer
     /// The token this fake accepts.
@@ -131,6 +132,7 @@ public final class S3Fake: Sendable {
 
     public init(arguments: [String] = []) throws {
         server = try LocalServer(script: "s3_server.py", arguments: arguments, timeout: 120)
+        for key in ["access_key_id", "secret_access_key"] { server.readyValue(key).map(Canaries.register) }
     }
 
     public var environment: [String: String] {
@@ -147,7 +149,13 @@ public final class S3Fake: Sendable {
 /// `webhook-id`, and can be scripted to answer slowly or with chosen statuses.
 public final class WebhookReceiver: Sendable {
     /// A secret in the Standard Webhooks form: whsec_ + base64 of 32 bytes.
-    public static let secret = "whsec_" + Data((0..<32).map { UInt8($0 * 7 % 251) }).base64EncodedString()
+    /// Random in every test process, and a canary: searched for in everything the tool's runs leave behind.
+    public static let secret: String = {
+        let key = Data((0..<32).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
+        Canaries.register(key)
+        Canaries.register("whsec_" + key)
+        return "whsec_" + key
+    }()
     public let server: LocalServer
 
     /// Listens on `port` (0: any free port).

@@ -2,6 +2,7 @@ public import Foundation
 public import MediaPipeline
 import Synchronization
 import Dispatch
+import Testing
 
 /// Paths and helpers the test targets share.
 public enum TestFiles {
@@ -42,7 +43,11 @@ public enum TestFiles {
     public static func withTemporaryDirectory<T>(_ body: (URL) async throws -> T) async rethrows -> T {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mp-test-\(UUID().uuidString)")
         try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
+        defer {
+            // Whatever the test's runs left here (manifests, journals, work folders, output) holds no secret.
+            Canaries.expectNone(under: dir)
+            try? FileManager.default.removeItem(at: dir)
+        }
         return try await body(dir)
     }
 
