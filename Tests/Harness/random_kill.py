@@ -264,6 +264,9 @@ def write_overlay(work: str) -> str:
 class Run:
     """One start of the binary, in its own process group, output to files."""
 
+    # The start in progress, killed if the harness itself stops (it is in a session of its own).
+    current: "Run | None" = None
+
     def __init__(self, binary: str, args: list[str], env: dict, work: str, label: str):
         self.out_path = os.path.join(work, f"{label}.out")
         self.err_path = os.path.join(work, f"{label}.err")
@@ -271,6 +274,7 @@ class Run:
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.process = subprocess.Popen([binary, *args], stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                             env=env, cwd=work, start_new_session=True)
+        Run.current = self
 
     def kill_at(self, moment: float) -> bool:
         """SIGKILL to the whole group at `moment` s after the start; False if the run ended first."""
@@ -627,6 +631,9 @@ def main(argv=None) -> int:
         print(f"random-kill: setup failed: {err}", file=sys.stderr)
         return 2
     finally:
+        if Run.current is not None and Run.current.process.poll() is None:
+            os.killpg(Run.current.process.pid, signal.SIGKILL)
+            Run.current.process.wait()
         if fakes is not None:
             fakes.stop()
         if args.keep:
