@@ -178,28 +178,43 @@ public struct R2Client: Sendable {
     /// A multipart upload: one part size for all, the last part shorter, a few parts in flight,
     /// each part's ETag checked against its MD5 and the final ETag against the parts'.
     ///
-    /// The upload id is saved in `checkpoint` before the first part goes. An upload saved there
-    /// by an interrupted run (same key and part size) is resumed: its listed parts whose size and
-    /// ETag match our bytes are kept, the others sent. Definitive failures abort the upload so no
-    /// partial object is left; transient ones leave a journaled upload for the rerun to resume.
+    /// The key and part size are saved in `checkpoint` before the upload is created, and the
+    /// upload id before the first part goes. An upload saved there by an interrupted run (same key
+    /// and part size) is resumed: its listed parts whose size and ETag match our bytes are kept,
+    /// the others sent. A run stopped between creating the upload and saving its id left only the
+    /// key: the uploads R2 holds open for that key are then found by listing them, one is resumed
+    /// and the others are aborted, so none is left behind. Definitive failures abort the upload so
+    /// no partial object is left; transient ones leave a journaled upload for the rerun to resume.
     /// Returns the number of parts kept.
     func multipart(_ object: Object, partSize: Int64, retries: RetryCount?,
                    checkpoint: UploadCheckpoint = .none) async throws(SinkError) -> Int {
         var resumed: (uploadID: String, parts: [Int: ListedPart])?
-        if let saved = checkpoint.saved, case let .string(id)? = saved["uploadId"], case let .string(key)? = saved["key"] {
-            if key == object.key, saved["partSize"] == .int(partSize) {
-                // nil: R2 no longer knows it (completed, aborted or expired), so a new one starts.
-                resumed = try await listParts(key: key, uploadID: id, retries: retries).map { (id, $0) }
+        if let saved = checkpoint.saved, case let .string(key)? = saved["key"] {
+            let sameShape = key == object.key && saved["partSize"] == .int(partSize)
+            if case let .string(id)? = saved["uploadId"] {
+                if sameShape {
+                    // nil: R2 no longer knows it (completed, aborted or expired), so a new one starts.
+                    resumed = try await listParts(key: key, uploadID: id, retries: retries).map { (id, $0) }
+                } else {
+                    // Cut another way (the pipeline changed): it can never complete, so it is let go.
+                    _ = try? await send(request("DELETE", key: key, query: "uploadId=\(id.encodedQueryValue)"))
+                }
             } else {
-                // Cut another way (the pipeline changed): it can never complete, so it is let go.
-                _ = try? await send(request("DELETE", key: key, query: "uploadId=\(id.encodedQueryValue)"))
+                // The id was never heard: R2 may hold the upload all the same.
+                resumed = try await adoptOpenUpload(key: key, keep: sameShape, retries: retries)
             }
         }
         let uploadID: String
-        if let resumed { uploadID = resumed.uploadID } else { uploadID = try await createMultipart(object, retries: retries) }
+        if let resumed {
+            uploadID = resumed.uploadID
+        } else {
+            try await checkpoint.save(["key": .string(object.key), "partSize": .int(partSize)])
+            uploadID = try await createMultipart(object, retries: retries)
+            CrashPoint.reach("after_multipart_created")
+        }
         let query = "uploadId=\(uploadID.encodedQueryValue)"
         do {
-            if resumed == nil {
+            if checkpoint.saved?["uploadId"] != .string(uploadID) {
                 try await checkpoint.save(["uploadId": .string(uploadID), "key": .string(object.key), "partSize": .int(partSize)])
             }
             let parts = try await uploadParts(object, uploadID: uploadID, partSize: partSize, listed: resumed?.parts ?? [:],
@@ -222,6 +237,27 @@ public struct R2Client: Sendable {
             throw Self.rejection(created)
         }
         return uploadID
+    }
+
+    /// The multipart uploads R2 holds open for exactly `key` (ListMultipartUploads with the key as
+    /// prefix): with `keep`, the first one R2 still lists parts for is returned to be resumed; every
+    /// other one is aborted.
+    func adoptOpenUpload(key: String, keep: Bool, retries: RetryCount?) async throws(SinkError)
+        -> (uploadID: String, parts: [Int: ListedPart])? {
+        let response = try await send(request("GET", key: nil, query: "prefix=\(key.encodedQueryValue)&uploads"), retries: retries)
+        guard (200..<300).contains(response.status) else { throw Self.rejection(response) }
+        let ids = S3XML.values("Upload", in: String(decoding: response.body, as: UTF8.self)).compactMap { upload in
+            S3XML.values("Key", in: upload).first == key ? S3XML.values("UploadId", in: upload).first : nil
+        }
+        var adopted: (uploadID: String, parts: [Int: ListedPart])?
+        for id in ids {
+            if keep, adopted == nil, let parts = try await listParts(key: key, uploadID: id, retries: retries) {
+                adopted = (id, parts)
+            } else {
+                _ = try? await send(request("DELETE", key: key, query: "uploadId=\(id.encodedQueryValue)"))
+            }
+        }
+        return adopted
     }
 
     /// A part an unfinished multipart upload holds, as ListParts describes it.

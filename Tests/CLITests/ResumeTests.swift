@@ -133,6 +133,41 @@ struct ResumeTests {
         }
     }
 
+    @Test("killed after R2 created a multipart upload but before its id was journaled, the rerun finds that upload and leaves none open")
+    func multipartCreatedButNotJournaledIsAdopted() async throws {
+        let s3 = try S3Fake()
+        try await TestFiles.withTemporaryDirectory { dir in
+            let folder = dir.appendingPathComponent("in")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            try bigPDF(folder.appendingPathComponent("big.pdf"), bytes: 11 * 1024 * 1024)
+            var text = try String(contentsOf: try upload.pipeline(in: dir), encoding: .utf8)
+            text = text.replacingOccurrences(of: #""keyTemplate": "{purposePrefix}{sha256}{ext}""#,
+                                             with: #""keyTemplate": "{purposePrefix}{sha256}{ext}", "multipartThreshold": "6MB", "partSize": "5MiB""#)
+            let pipeline = dir.appendingPathComponent("multipart.json")
+            try text.write(to: pipeline, atomically: true, encoding: .utf8)
+            let journal = dir.appendingPathComponent("j.db")
+            let args = ["run", folder.path, "--pipeline", pipeline.path, "--journal", journal.path, "--json", "--uploads", "1"]
+            var env = s3.environment
+            env["MEDIA_PIPELINE_CRASH_AT"] = "after_multipart_created"
+            let crashed = cli.run(args, environment: env)
+            #expect(crashed.status == SIGKILL, "expected the crash point to kill the run: \(crashed.stderr)")
+            guard case let .array(open) = try await s3.server.control("/__fake/multipart") else { Issue.record("no listing"); return }
+            #expect(open.count == 1, "the crashed run should have left its new upload open: \(open)")
+
+            let resumed = cli.run(args, environment: s3.environment)
+            #expect(resumed.status == 0, "stderr: \(resumed.stderr)")
+            let log = try await s3.server.log()
+            let creates = log.filter { $0["method"] == "POST" && string($0["query"]) == "uploads" }
+            #expect(creates.count == 1, "the rerun created a second upload instead of finding the first")
+            #expect(log.contains { $0["method"] == "GET" && string($0["query"])?.contains("uploads") == true }, "no ListMultipartUploads")
+            #expect(try await s3.server.control("/__fake/multipart") == .array([]), "a multipart upload was left open")
+            let row = try #require(try assets(resumed).first)
+            let key = try #require(string(row["result"]?["key"]))
+            #expect(string(try await s3.objects()[key]?["sha256"]) == string(row["sha256"]))
+            #expect(integrity(journal) == "ok")
+        }
+    }
+
     @Test("G3: killed after the provider committed but before the journal recorded it, the rerun reconciles without duplicates")
     func commitBeforeJournalIsReconciled() async throws {
         let cloudflare = try CloudflareFake()

@@ -309,8 +309,10 @@ struct R2Tests {
             #expect(log.filter { $0.method == "GET" }.map(\.status) == [404])
             #expect(log.filter(\.isCreate).count == 1)
             #expect(log.filter { $0.partNumber != nil }.map(\.partNumber).sorted { $0! < $1! } == [1, 2, 3])
-            let new = try #require(checkpoints.saved.first)
-            #expect(checkpoints.saved.count == 1)
+            // First the intent (key and part size, before the upload is created), then the new id.
+            #expect(checkpoints.saved.count == 2)
+            #expect(checkpoints.saved.first == ["key": .string(object.key), "partSize": .int(Self.partSize)])
+            let new = try #require(checkpoints.saved.last)
             #expect(new["uploadId"]?.string?.isEmpty == false && new["uploadId"] != "no-such-upload")
             #expect(new["key"] == .string(object.key))
             #expect(new["partSize"] == .int(Self.partSize))
@@ -346,6 +348,35 @@ struct R2Tests {
         }
     }
 
+    @Test("G3: only the intent was saved (the run stopped before it heard the id): the uploads R2 holds open for the key are found, one resumed, the others aborted")
+    func anUploadCreatedButNeverJournaledIsFound() async throws {
+        let harness = try await Harness()
+        try await TestFiles.withTemporaryDirectory { dir in
+            let file = try noiseFile(11 * Self.mib, in: dir)
+            let key = harness.key("g3/created unseen.bin")
+            let object = try harness.object(file, key: key)
+            let r2 = harness.client()
+            // Two uploads a stopped run created without journaling their ids; the first holds part 1 of our bytes.
+            let first = try await r2.createMultipart(object, retries: nil)
+            try await sendPart(r2, object, first, 1)
+            _ = try await r2.createMultipart(object, retries: nil)
+            let before = try await harness.log().count
+            let checkpoints = Checkpoints()
+            let saved: JSONValue = ["key": .string(key), "partSize": .int(Self.partSize)]
+
+            let outcome = try await r2.upload(object, multipartThreshold: Self.threshold, partSize: Int64(Self.partSize),
+                                              checkpoint: checkpoints.checkpoint(saved))
+            #expect(outcome.resumedParts == 1)
+            let log = Array(try await harness.log().dropFirst(before))
+            #expect(log.filter(\.isCreate).isEmpty, "a new upload was created")
+            #expect(log.filter { $0.method == "DELETE" }.count == 1)
+            #expect(log.filter { $0.partNumber != nil }.map(\.partNumber).sorted { $0! < $1! } == [2, 3])
+            #expect(checkpoints.saved.last?["uploadId"] == .string(first))
+            try await expectStored(harness, key, is: file)
+            #expect(try await harness.openUploads().isEmpty)
+        }
+    }
+
     @Test("G1: transient trouble after every retry leaves a journaled upload open; the rerun resumes it")
     func aTransientFailureLeavesTheJournaledUploadForTheRerun() async throws {
         let harness = try await Harness()
@@ -366,8 +397,8 @@ struct R2Tests {
             #expect(!(try await harness.log()).contains { $0.method == "DELETE" })
             let open = try await harness.openUploads()
             #expect(open.count == 1)
-            let saved = try #require(checkpoints.saved.first)
-            #expect(checkpoints.saved.count == 1)
+            let saved = try #require(checkpoints.saved.last)
+            #expect(checkpoints.saved.count == 2)
             #expect(saved["uploadId"] == open.first?["uploadId"])
 
             let before = try await harness.log().count

@@ -32,7 +32,8 @@ Control endpoints (no auth, not logged, never faulted):
     GET  /__fake/state   images, videos and live inputs as the fake holds them
     GET  /__fake/log     every API request seen so far
     GET  /__fake/faults  the fault rules and their remaining actions
-    POST /__fake/faults  {"rules":[{"method","path"(regex),"actions":[...]}]} adds rules
+    POST /__fake/faults  {"rules":[{"method","path"(regex),"actions":[...]}]} adds rules; a rule may
+                         also take "probability" (0-1), "seed" (int) and "repeat" (bool), see the README
     POST /__fake/reset   forgets state, log and fault rules
 
 The process stops on SIGTERM/SIGINT, or when its parent process goes away.
@@ -48,6 +49,7 @@ import hashlib
 import hmac
 import json
 import os
+import random
 import re
 import secrets
 import shutil
@@ -394,15 +396,32 @@ class State:
 
     def add_rules(self, rules: list[dict]) -> None:
         with self.lock:
-            self.rules.extend({"method": r.get("method", "*"), "path": r.get("path", ""),
-                               "actions": list(r["actions"])} for r in rules)
+            for r in rules:
+                rule = {"method": r.get("method", "*"), "path": r.get("path", ""), "actions": list(r["actions"])}
+                if "probability" in r or r.get("repeat"):
+                    # Only rules that use these keys show them, so the listing of plain rules is as before.
+                    rule.update(probability=float(r.get("probability", 1)), seed=int(r.get("seed", 0)),
+                                repeat=bool(r.get("repeat", False)), fired=0,
+                                draws=random.Random(int(r.get("seed", 0))))
+                self.rules.append(rule)
 
     def take_fault(self, method: str, path: str) -> dict | None:
         with self.lock:
             for rule in self.rules:
                 if rule["actions"] and rule["method"].upper() in ("*", method) and re.search(rule["path"], path):
-                    return rule["actions"].pop(0)
+                    if "draws" not in rule:
+                        return rule["actions"].pop(0)
+                    if rule["draws"].random() >= rule["probability"]:
+                        continue          # not this time: the next matching rule may still fire
+                    rule["fired"] += 1
+                    if not rule["repeat"]:
+                        return rule["actions"].pop(0)
+                    return rule["actions"][(rule["fired"] - 1) % len(rule["actions"])]
         return None
+
+    def rules_listing(self) -> list[dict]:
+        with self.lock:
+            return [{k: list(v) if k == "actions" else v for k, v in r.items() if k != "draws"} for r in self.rules]
 
     # images
     def store_image(self, img: Image, data: bytes | None, fill: bool = False) -> None:
@@ -1084,8 +1103,10 @@ class Handler(BaseHTTPRequestHandler):
         if route == ("GET", "/__fake/state"):
             return self.reply(200, state.snapshot())
         if route in (("GET", "/__fake/log"), ("GET", "/__fake/faults")):
+            if route[1] == "/__fake/faults":
+                return self.reply(200, {"rules": state.rules_listing()})
             with state.lock:  # copy under the lock, send after it
-                copy = json.loads(json.dumps(state.log if route[1] == "/__fake/log" else {"rules": state.rules}))
+                copy = json.loads(json.dumps(state.log))
             return self.reply(200, copy)
         if route == ("POST", "/__fake/reset"):
             state.reset()
@@ -1119,6 +1140,12 @@ class Handler(BaseHTTPRequestHandler):
                     return "each rule needs a method string and an actions list", []
                 if any(not isinstance(a, dict) or not FAULT_KEYS & a.keys() for a in rule["actions"]):
                     return f"every action needs one of {sorted(FAULT_KEYS)}", []
+                probability = rule.get("probability", 1)
+                if isinstance(probability, bool) or not isinstance(probability, (int, float)) or not 0 < probability <= 1:
+                    return "probability must be a number in (0, 1]", []
+                if not isinstance(rule.get("repeat", False), bool) or isinstance(rule.get("seed", 0), bool) \
+                        or not isinstance(rule.get("seed", 0), int):
+                    return "repeat must be a boolean and seed an integer", []
             return None, rules
         except (ValueError, TypeError, KeyError, AttributeError, re.error) as err:
             return f"bad fault rules: {err!r}", []

@@ -31,10 +31,13 @@ otherwise answers 403 to unsigned requests on existing keys).
 Tests script faults and inspect the result over control endpoints on the
 proxy (never forwarded, never logged):
 
-    POST /__fake/faults     {"rules":[{"method","path","query","actions":[...]}]}
+    POST /__fake/faults     {"rules":[{"method","path","query","actions":[...]}]}; a rule may
+                            also take "probability" (0-1), "seed" (int) and "repeat" (bool):
+                            see Tests/Fakes/README.md
     GET  /__fake/faults     rules with the actions still left
     GET  /__fake/log        every proxied request, oldest first
     POST /__fake/reset      clear log, faults and recorded part sizes
+    POST /__fake/empty      delete every object, abort every open multipart upload
     GET  /__fake/objects    what moto stored, read from its backend
     GET  /__fake/multipart  multipart uploads still in progress
 
@@ -53,6 +56,7 @@ import http.client
 import io
 import json
 import logging
+import random
 import re
 import signal
 import socket
@@ -176,14 +180,24 @@ def compile_rules(payload) -> list[dict]:
             if unknown or not action:
                 raise ValueError(f"rules[{i}].actions[{j}]: unknown keys {sorted(unknown)}")
         try:
-            rules.append({"method": (rule.get("method") or "").upper(),
-                          "path": rule.get("path") or "",
-                          "query": rule.get("query") or "",
-                          "path_re": re.compile(rule.get("path") or ""),
-                          "query_re": re.compile(rule.get("query") or ""),
-                          "actions": list(rule["actions"])})
+            compiled = {"method": (rule.get("method") or "").upper(),
+                        "path": rule.get("path") or "",
+                        "query": rule.get("query") or "",
+                        "path_re": re.compile(rule.get("path") or ""),
+                        "query_re": re.compile(rule.get("query") or ""),
+                        "actions": list(rule["actions"])}
         except re.error as exc:
             raise ValueError(f"rules[{i}]: bad regex: {exc}") from None
+        if "probability" in rule or rule.get("repeat"):
+            probability, seed, repeat = rule.get("probability", 1), rule.get("seed", 0), rule.get("repeat", False)
+            if isinstance(probability, bool) or not isinstance(probability, (int, float)) or not 0 < probability <= 1:
+                raise ValueError(f"rules[{i}]: probability must be a number in (0, 1]")
+            if isinstance(seed, bool) or not isinstance(seed, int) or not isinstance(repeat, bool):
+                raise ValueError(f"rules[{i}]: seed must be an integer and repeat a boolean")
+            # Only rules that use these keys show them, so the listing of plain rules is as before.
+            compiled.update(probability=float(probability), seed=seed, repeat=repeat, fired=0,
+                            draws=random.Random(seed))
+        rules.append(compiled)
     return rules
 
 
@@ -209,16 +223,24 @@ class State:
             self.rules = rules
 
     def rules_left(self) -> list[dict]:
+        extra = ("probability", "seed", "repeat", "fired")
         with self.lock:
             return [{"method": r["method"], "path": r["path"], "query": r["query"],
-                     "actions": list(r["actions"])} for r in self.rules]
+                     "actions": list(r["actions"]), **{k: r[k] for k in extra if k in r}} for r in self.rules]
 
     def pop_action(self, method: str, path: str, query: str) -> dict | None:
         with self.lock:
             for rule in self.rules:
                 if (rule["actions"] and rule["method"] in ("", method)
                         and rule["path_re"].search(path) and rule["query_re"].search(query)):
-                    return rule["actions"].pop(0)
+                    if "draws" not in rule:
+                        return rule["actions"].pop(0)
+                    if rule["draws"].random() >= rule["probability"]:
+                        continue          # not this time: the next matching rule may still fire
+                    rule["fired"] += 1
+                    if not rule["repeat"]:
+                        return rule["actions"].pop(0)
+                    return rule["actions"][(rule["fired"] - 1) % len(rule["actions"])]
         return None
 
     def append_log(self, entry: dict) -> None:
@@ -294,6 +316,24 @@ def objects_snapshot(state: State) -> dict:
             "sha256": state.cached_sha(cache_key, lambda k=key: stored_sha256(k)),
         }
     return out
+
+
+def empty_bucket(state: State) -> dict:
+    """Deletes every object and aborts every open multipart upload, so a test starts from nothing."""
+    from moto.s3.models import s3_backends
+    backend = s3_backends[ACCOUNT_ID]["aws"]
+    bucket = moto_bucket(state.bucket)
+    if bucket is None:
+        return {"objects": 0, "multipart": 0}
+    uploads = [mp.id for mp in list(bucket.multiparts.values())]
+    for upload_id in uploads:
+        backend.abort_multipart_upload(state.bucket, upload_id)
+    names = list(bucket.keys.keys())
+    for name in names:
+        backend.delete_object(state.bucket, name, bypass=True)
+    with state.lock:
+        state.parts, state.sha_cache = {}, {}
+    return {"objects": len(names), "multipart": len(uploads)}
 
 
 def multipart_snapshot(state: State) -> list[dict]:
@@ -731,6 +771,8 @@ class R2ProxyHandler(BaseHTTPRequestHandler):
             return self.send_json(200, objects_snapshot(state))
         if route == ("GET", "/__fake/multipart"):
             return self.send_json(200, multipart_snapshot(state))
+        if route == ("POST", "/__fake/empty"):
+            return self.send_json(200, empty_bucket(state))
         return self.send_json(404, {"error": f"no control endpoint {route[0]} {route[1]}"})
 
 

@@ -11,6 +11,7 @@ Control (JSON): POST /__fake/script {"statuses": [503, 400, ...], "delay_first":
   delay_first: sleep this long before answering the first delivery of each id (a slow receiver).
 GET /__fake/state -> {"deliveries": [{id, type, verified, status, signature_ok, timestamp_ok}],
                       "processed": {id: body}}
+POST /__fake/reset forgets every delivery, processed event and script.
 Prints "READY <port>" once listening.
 """
 import argparse
@@ -75,6 +76,13 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/__fake/script":
             with lock:
                 script.update(json.loads(body or b"{}"))
+            return self.answer(200, b"{}")
+        if self.path == "/__fake/reset":
+            with lock:
+                deliveries.clear()
+                processed.clear()
+                seen_first.clear()
+                script.update(statuses=[], delay_first=0)
             return self.answer(200, b"{}")
         msg_id, signature_ok, timestamp_ok = verify(self.headers, body)
         try:
