@@ -49,6 +49,7 @@ When both servers are up, exactly one line is printed to stdout:
 from __future__ import annotations
 
 import argparse
+import os
 import base64
 import binascii
 import hashlib
@@ -825,7 +826,11 @@ def main(argv=None) -> int:
              "region": "auto"}
     sys.stdout.write("READY " + json.dumps(ready, separators=(",", ":")) + "\n")
     sys.stdout.flush()
-    stop.wait()
+    # Also stop when the test process that started us is gone, so no fake outlives its test
+    # (a fake left behind keeps the test runner's output pipe open).
+    parent = os.getppid()
+    while not stop.wait(0.5) and os.getppid() == parent:
+        pass
     proxy.shutdown()
     proxy.server_close()
     moto.stop()

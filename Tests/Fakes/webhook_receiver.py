@@ -19,6 +19,7 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import sys
 import threading
 import time
@@ -111,4 +112,9 @@ class Handler(BaseHTTPRequestHandler):
 server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
 server.daemon_threads = True
 print(f"READY {server.server_address[1]}", flush=True)
-server.serve_forever()
+# Stop when the test process that started us is gone, so no receiver outlives its test.
+parent = os.getppid()
+threading.Thread(target=server.serve_forever, daemon=True).start()
+while os.getppid() == parent:
+    time.sleep(0.5)
+server.shutdown()
