@@ -43,6 +43,7 @@ struct FuzzReplayTests {
         ("entry-names", "case-duplicate.txt", "duplicate_name"),
         ("entry-names", "through-link.txt", "link_entry"),
         ("entry-names", "clean.txt", "file"),
+        ("entry-names", "dot-then-drive-letter.txt", "unsafe_path"),
         ("zip-directory", "two-files.zip", "entries"),
         ("zip-directory", "empty.zip", "entries"),
         ("zip-directory", "overlap.zip", "archive_overlap"),
