@@ -124,9 +124,11 @@ public struct StreamClient: Sendable {
         return (mediaID ?? URL(string: url)?.lastPathComponent ?? "", url)
     }
 
-    /// A tus `Upload-Offset` value as a byte count, or nil when it is missing or not a whole number.
+    /// A tus `Upload-Offset` value as a byte count, or nil when it is missing, not a whole number
+    /// or negative (the upload loop subtracts it from the file's length).
     package static func uploadOffset(_ header: String?) -> Int64? {
-        header.flatMap(Int64.init)
+        guard let offset = header.flatMap(Int64.init), offset >= 0 else { return nil }
+        return offset
     }
 
     /// The server's offset for an upload (`HEAD`), retried like any request; nil when the upload is gone (404/410).

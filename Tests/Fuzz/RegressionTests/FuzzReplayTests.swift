@@ -55,6 +55,7 @@ struct FuzzReplayTests {
         ("sigv4", "query.bin", "query"),
         ("tus-response", "created.txt", "created"),
         ("tus-response", "head.txt", "no_location"),
+        ("tus-response", "negative-offset.txt", "no_location"),
         ("s3-response", "initiate.txt", "upload_id"),
         ("s3-response", "list-parts.txt", "parts"),
         ("s3-response", "slow-down.txt", "error"),
