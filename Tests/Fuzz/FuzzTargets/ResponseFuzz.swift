@@ -41,10 +41,12 @@ enum ResponseFuzz {
         return (0...(bytes.count - needle.count)).first { bytes[$0..<$0 + needle.count].elementsEqual(needle) }
     }
 
-    /// A wait the retrier can honour: finite and not negative.
+    /// A wait the retrier can honour and name: not negative, and whole seconds that fit an `Int`
+    /// (its message on a wait past `maxWait` prints `Int(after)`).
     static func checkRetryAfter(_ response: HTTPResponse) {
         guard let wait = Backoff.retryAfter(response.header("Retry-After"), now: now) else { return }
-        FuzzCheck.require(wait.isFinite && wait >= 0, "Retry-After '\(response.header("Retry-After") ?? "")' gives a wait of \(wait) s")
+        FuzzCheck.require(wait >= 0 && Int(exactly: wait.rounded(.down)) != nil,
+                          "Retry-After '\(response.header("Retry-After") ?? "")' gives a wait of \(wait) s")
     }
 
     /// tus creation (`Location`, `stream-media-id`), HEAD and PATCH (`Upload-Offset`), and the

@@ -62,6 +62,8 @@ struct FuzzReplayTests {
         ("api-response", "success.txt", "success"),
         ("api-response", "refused.txt", "refused"),
         ("api-response", "html.txt", "not_json"),
+        ("api-response", "huge-retry-after.txt", "not_json"),
+        ("s3-response", "infinite-retry-after.txt", "error"),
     ])
     func inputReachesItsBranch(name: String, seed: String, expected: String) throws {
         let target = try #require(FuzzTarget.named(name))
