@@ -89,11 +89,25 @@ let package = Package(
         .testTarget(name: "SQLiteJournalTests", dependencies: ["SQLiteJournal", "MediaPipeline", "TestSupport"]),
         .testTarget(name: "PostgresJournalTests", dependencies: ["PostgresJournal", "MediaPipeline", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["media-pipeline", "TestSupport", "MediaPipeline"]),
+
+        // Fuzz target bodies: each parser of untrusted input fed arbitrary bytes. The tests replay
+        // the seeds and every input the fuzzer found; bench/fuzz.sh runs them under libFuzzer.
+        .target(name: "FuzzTargets",
+                dependencies: ["MediaPipeline", "StandardStages", "LocalMedia", "Archives", "CloudflareClient", "HTTPTransport"],
+                path: "Tests/Fuzz/FuzzTargets"),
+        .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"], path: "Tests/Fuzz/RegressionTests"),
     ] + stageModules.map { module in
         .target(name: module.name, dependencies: ["MediaPipeline"] + module.dependencies,
                 path: "Plugins/Stages/\(module.name)")
     }
 )
+
+// The libFuzzer driver exists only for bench/fuzz.sh (which sets MEDIA_PIPELINE_FUZZ and builds
+// into its own scratch path), so the normal build never compiles or links it.
+if Context.environment["MEDIA_PIPELINE_FUZZ"] != nil {
+    package.targets.append(.executableTarget(name: "media-pipeline-fuzz", dependencies: ["FuzzTargets"],
+                                             path: "Tests/Fuzz/FuzzDriver"))
+}
 
 // Strict settings for every Swift target, set once.
 for target in package.targets where target.type != .system && target.type != .plugin {

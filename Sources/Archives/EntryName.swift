@@ -30,6 +30,8 @@ package enum EntryName {
             .filter { $0 != "." }
         if parts.contains("..") { return .failure(Reason(.unsafePath, "the name climbs out with `..`")) }
         guard !parts.isEmpty else { return .failure(Reason(.badName, "the name is empty")) }
+        // Dropping `.` parts can bring a drive to the front: `./C:/x` is `C:/x`.
+        if startsWithDriveLetter(parts[0]) { return .failure(Reason(.unsafePath, "the name starts with a drive letter")) }
         return .success(parts.joined(separator: "/"))
     }
 

@@ -1,12 +1,12 @@
-import MediaPipeline
+package import MediaPipeline
 
 /// What an entry is, from its header.
-enum EntryKind: Equatable {
+package enum EntryKind: Equatable {
     case file, directory, link, special
 
     /// The kind a Unix mode's type bits give (the values of `S_IF*`, also libarchive's `AE_IF*`,
     /// which Swift cannot import because of their casts). No type bits count as a regular file.
-    init(unixMode mode: UInt32) {
+    package init(unixMode mode: UInt32) {
         switch mode & 0o170000 {
         case 0o100000, 0: self = .file
         case 0o040000: self = .directory
@@ -24,9 +24,9 @@ enum EntryKind: Equatable {
 /// entries in central-directory order and judge them later in the order libarchive hands them
 /// out. Per entry it keeps one `NameKey` (16 bytes), never the name; links, which are rare,
 /// keep their comparison key.
-struct EntryScreen {
+package struct EntryScreen {
     /// What happens to one entry.
-    enum Verdict: Equatable {
+    package enum Verdict: Equatable {
         /// A directory: passed by without a word.
         case passBy
         /// A file that may be extracted, with its clean name.
@@ -40,9 +40,11 @@ struct EntryScreen {
     /// Comparison keys of the links among them, each with the `order` of its first link.
     private var links: [String: Int64] = [:]
 
+    package init() {}
+
     /// Notes and judges the next entry of an archive read once, in order (tar). `order` grows
     /// from one entry to the next.
-    mutating func screen(raw: [UInt8], kind: EntryKind, encrypted: Bool, order: Int64) -> Verdict {
+    package mutating func screen(raw: [UInt8], kind: EntryKind, encrypted: Bool, order: Int64) -> Verdict {
         let isFirst = note(raw: raw, kind: kind, order: order)
         return verdict(raw: raw, kind: kind, encrypted: encrypted, isFirst: isFirst, order: order)
     }

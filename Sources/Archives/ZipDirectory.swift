@@ -61,7 +61,7 @@ package struct ZipDirectory {
         package var isEncrypted: Bool { flags & 0x41 != 0 }
 
         /// The entry's type, from the name and the external attributes, as libarchive reads them.
-        var kind: EntryKind {
+        package var kind: EntryKind {
             if rawName.last == UInt8(ascii: "/") { return .directory }
             switch versionMadeBy >> 8 {
             case 3: return EntryKind(unixMode: externalAttributes >> 16)

@@ -47,7 +47,7 @@ public final class CloudflareAPI: Sendable {
     }
 
     /// The API v4 retry rules: envelope codes first, then the HTTP status.
-    static func classify(_ response: HTTPResponse) -> Verdict {
+    package static func classify(_ response: HTTPResponse) -> Verdict {
         if let redirect = Retrier.redirectVerdict(response) { return redirect }
         let answer = APIResponse(response)
         if let code = answer.errorCodes.first(where: transientCodes.contains) {
@@ -75,7 +75,7 @@ public struct APIResponse: Sendable {
     /// The whole JSON body, if it was JSON.
     public var json: JSONValue?
 
-    init(_ http: HTTPResponse) {
+    package init(_ http: HTTPResponse) {
         self.http = http
         json = try? JSONValue.parse(http.body)
     }

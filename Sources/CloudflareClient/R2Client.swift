@@ -1,5 +1,5 @@
 import Digests
-import Foundation
+package import Foundation
 public import HTTPTransport
 public import MediaPipeline
 
@@ -40,7 +40,7 @@ public struct R2Client: Sendable {
     // MARK: Requests
 
     /// A signed request for `key` (nil: the bucket itself).
-    func request(_ method: String, key: String?, query: String = "", headers: [(name: String, value: String)] = [],
+    package func request(_ method: String, key: String?, query: String = "", headers: [(name: String, value: String)] = [],
                  body: [BodyPiece] = [], payloadHash: String = Digest.emptySHA256Hex) -> HTTPRequest {
         var path = "/\(bucket.encodedPath)"
         if let key { path += "/" + key.encodedPath }
@@ -75,7 +75,7 @@ public struct R2Client: Sendable {
     }
 
     /// S3's retry rules: 5xx, 408, 429, `SlowDown`/`InternalError`, and a 200 whose body is an `<Error>`.
-    static func classify(_ response: HTTPResponse) -> Verdict {
+    package static func classify(_ response: HTTPResponse) -> Verdict {
         if let redirect = Retrier.redirectVerdict(response) { return redirect }
         let code = S3XML.value("Code", in: response.body)
         let summary = code.map { "HTTP \(response.status) \($0)" } ?? "HTTP \(response.status)"
@@ -99,7 +99,7 @@ public struct R2Client: Sendable {
         return .done
     }
 
-    static func rejection(_ response: HTTPResponse) -> SinkError {
+    package static func rejection(_ response: HTTPResponse) -> SinkError {
         let code = S3XML.value("Code", in: response.body) ?? "HTTP \(response.status)"
         let message = S3XML.value("Message", in: response.body).map { ": " + ServerText.clean($0) } ?? ""
         if (400..<500).contains(response.status) {
@@ -261,9 +261,9 @@ public struct R2Client: Sendable {
     }
 
     /// A part an unfinished multipart upload holds, as ListParts describes it.
-    struct ListedPart: Sendable {
-        var etag: String
-        var size: Int64
+    package struct ListedPart: Sendable, Equatable {
+        package var etag: String
+        package var size: Int64
     }
 
     /// The parts of an unfinished multipart upload, read page by page (`max-parts`,
@@ -277,17 +277,9 @@ public struct R2Client: Sendable {
             let response = try await send(request("GET", key: key, query: query), retries: retries)
             if response.status == 404, S3XML.value("Code", in: response.body) == "NoSuchUpload" { return nil }
             guard (200..<300).contains(response.status) else { throw Self.rejection(response) }
-            let text = String(decoding: response.body, as: UTF8.self)
-            for part in S3XML.values("Part", in: text) {
-                guard let number = S3XML.values("PartNumber", in: part).first.flatMap({ Int($0) }),
-                      let etag = S3XML.unquoted(S3XML.values("ETag", in: part).first),
-                      let size = S3XML.values("Size", in: part).first.flatMap({ Int64($0) }) else { continue }
-                parts[number] = ListedPart(etag: etag, size: size)
-            }
-            guard S3XML.values("IsTruncated", in: text).first == "true",
-                  let next = S3XML.values("NextPartNumberMarker", in: text).first.flatMap({ Int($0) }), next > marker else {
-                return parts
-            }
+            let page = S3XML.listedParts(response.body)
+            parts.merge(page.parts) { _, later in later }
+            guard let next = page.nextMarker, next > marker else { return parts }
             marker = next
         }
     }
@@ -412,13 +404,13 @@ enum FileDigest {
 }
 
 /// The few values read from S3's XML answers.
-enum S3XML {
-    static func value(_ tag: String, in data: Data) -> String? {
+package enum S3XML {
+    package static func value(_ tag: String, in data: Data) -> String? {
         values(tag, in: String(decoding: data.prefix(64 * 1024), as: UTF8.self)).first
     }
 
     /// The text of every `<tag>` element in `text`, in order (for nested ones, read further with this).
-    static func values(_ tag: String, in text: String) -> [String] {
+    package static func values(_ tag: String, in text: String) -> [String] {
         var found: [String] = []
         var rest = text[...]
         while let open = rest.range(of: "<\(tag)>"), let close = rest.range(of: "</\(tag)>", range: open.upperBound..<rest.endIndex) {
@@ -431,12 +423,27 @@ enum S3XML {
         return found
     }
 
-    static func isError(_ data: Data) -> Bool {
+    package static func isError(_ data: Data) -> Bool {
         String(decoding: data.prefix(512), as: UTF8.self).contains("<Error>")
     }
 
-    static func unquoted(_ etag: String?) -> String? {
+    package static func unquoted(_ etag: String?) -> String? {
         etag?.trimmingCharacters(in: CharacterSet(charactersIn: "\" ")).lowercased()
+    }
+
+    /// One page of a ListParts answer: each complete `<Part>` by number (a later duplicate
+    /// wins), and the marker of the next page when `IsTruncated` says there is one.
+    package static func listedParts(_ body: Data) -> (parts: [Int: R2Client.ListedPart], nextMarker: Int?) {
+        let text = String(decoding: body, as: UTF8.self)
+        var parts: [Int: R2Client.ListedPart] = [:]
+        for part in values("Part", in: text) {
+            guard let number = values("PartNumber", in: part).first.flatMap({ Int($0) }),
+                  let etag = unquoted(values("ETag", in: part).first),
+                  let size = values("Size", in: part).first.flatMap({ Int64($0) }) else { continue }
+            parts[number] = R2Client.ListedPart(etag: etag, size: size)
+        }
+        guard values("IsTruncated", in: text).first == "true" else { return (parts, nil) }
+        return (parts, values("NextPartNumberMarker", in: text).first.flatMap { Int($0) })
     }
 }
 

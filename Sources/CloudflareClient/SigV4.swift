@@ -215,7 +215,7 @@ public struct SigV4Signer: Sendable {
 
     /// Pairs split on `&` (and the first `=`), decoded, re-encoded with the unreserved set, sorted by key
     /// then value. `+` is taken literally (it becomes `%2B`), never as a space.
-    static func canonicalQuery(_ query: String) -> String {
+    package static func canonicalQuery(_ query: String) -> String {
         guard !query.isEmpty else { return "" }
         var pairs: [(key: String, value: String)] = []
         for piece in query.split(separator: "&", omittingEmptySubsequences: true) {

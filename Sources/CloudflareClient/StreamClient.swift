@@ -75,7 +75,7 @@ public struct StreamClient: Sendable {
                 let response = response!
                 switch response.status {
                 case 200, 204:
-                    guard let next = response.header("Upload-Offset").flatMap(Int64.init), next > offset, next <= bytes else {
+                    guard let next = Self.uploadOffset(response.header("Upload-Offset")), next > offset, next <= bytes else {
                         throw SinkError(.failed, .providerUnavailable, "Stream answered a PATCH without a valid Upload-Offset")
                     }
                     offset = next
@@ -111,18 +111,31 @@ public struct StreamClient: Sendable {
         guard answer.status == 201 || answer.status == 200, let location = answer.http.header("Location") else {
             throw Self.refusal(answer)
         }
-        guard let url = URL(string: location, relativeTo: URL(string: base))?.absoluteString else {
+        guard let created = Self.createdUpload(location: location, mediaID: answer.http.header("stream-media-id"), base: base) else {
             throw SinkError(.failed, .providerUnavailable, "Stream gave an unusable upload URL")
         }
-        let uid = answer.http.header("stream-media-id") ?? URL(string: url)?.lastPathComponent ?? ""
-        return (uid, url)
+        return created
+    }
+
+    /// The upload a tus creation answer names: its URL (`Location`, resolved against `base`) and
+    /// the video's uid (`stream-media-id`, else the URL's last segment); nil when `Location` is no URL.
+    package static func createdUpload(location: String, mediaID: String?, base: String) -> (uid: String, url: String)? {
+        guard let url = URL(string: location, relativeTo: URL(string: base))?.absoluteString else { return nil }
+        return (mediaID ?? URL(string: url)?.lastPathComponent ?? "", url)
+    }
+
+    /// A tus `Upload-Offset` value as a byte count, or nil when it is missing, not a whole number
+    /// or negative (the upload loop subtracts it from the file's length).
+    package static func uploadOffset(_ header: String?) -> Int64? {
+        guard let offset = header.flatMap(Int64.init), offset >= 0 else { return nil }
+        return offset
     }
 
     /// The server's offset for an upload (`HEAD`), retried like any request; nil when the upload is gone (404/410).
     public func offset(of url: String, retries: RetryCount? = nil) async throws(SinkError) -> Int64? {
         let answer = try await api.send(tusRequest("HEAD", url), retries: retries)
         if answer.status == 404 || answer.status == 410 { return nil }
-        guard let offset = answer.http.header("Upload-Offset").flatMap(Int64.init) else {
+        guard let offset = Self.uploadOffset(answer.http.header("Upload-Offset")) else {
             throw SinkError(.failed, .providerUnavailable, "Stream answered HEAD with \(answer.summary) and no Upload-Offset")
         }
         return offset
@@ -179,7 +192,7 @@ public struct StreamClient: Sendable {
         return .object(pairs)
     }
 
-    static func refusal(_ answer: APIResponse) -> SinkError {
+    package static func refusal(_ answer: APIResponse) -> SinkError {
         (400..<500).contains(answer.status) ? answer.rejection
             : SinkError(.failed, .providerUnavailable, "Stream answered \(answer.summary)")
     }

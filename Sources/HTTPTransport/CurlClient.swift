@@ -224,13 +224,11 @@ private final class Transfer {
     }
 
     func header(_ line: String) {
-        let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
-        if trimmed.hasPrefix("HTTP/") {
-            headers.removeAll()  // a new response (after a 100 or similar) starts over
-            return
+        switch HTTPResponse.HeaderLine(line) {
+        case .statusLine: headers.removeAll()  // a new response (after a 100 or similar) starts over
+        case let .field(name, value): headers.append((name, value))
+        case .other: break
         }
-        guard let colon = trimmed.firstIndex(of: ":") else { return }
-        headers.append((String(trimmed[..<colon]), trimmed[trimmed.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
     }
 
     static let readCallback: mp_curl_io_fn = { buffer, size, count, userdata in

@@ -73,6 +73,28 @@ public struct HTTPResponse: Sendable {
     }
 
     public var bodyText: String { String(decoding: body, as: UTF8.self) }
+
+    /// One header line as libcurl hands it over, read without trusting it.
+    package enum HeaderLine: Equatable {
+        /// `HTTP/…`: a response starts (again, after a 100 or a redirect).
+        case statusLine
+        /// `Name: value`, the value without surrounding blanks.
+        case field(name: String, value: String)
+        /// Anything else (the blank line that ends the headers).
+        case other
+
+        package init(_ line: String) {
+            let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
+            if trimmed.hasPrefix("HTTP/") {
+                self = .statusLine
+            } else if let colon = trimmed.firstIndex(of: ":") {
+                self = .field(name: String(trimmed[..<colon]),
+                              value: trimmed[trimmed.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+            } else {
+                self = .other
+            }
+        }
+    }
 }
 
 /// A request that got no HTTP answer: the connection failed, timed out, was reset, or TLS refused it.

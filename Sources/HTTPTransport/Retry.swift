@@ -43,16 +43,21 @@ public struct Backoff: Sendable, Equatable {
         ceiling(retry: retry) * min(max(random, 0), 1)
     }
 
-    /// Seconds to wait from a `Retry-After` value: delta seconds or an HTTP date.
+    /// The longest wait `retryAfter` gives: no run waits longer, and a wait is shown in whole
+    /// seconds, which must fit an `Int`.
+    public static let longestRetryAfter: Double = 365 * 86_400
+
+    /// Seconds to wait from a `Retry-After` value: delta seconds or an HTTP date, at most
+    /// `longestRetryAfter`.
     public static func retryAfter(_ value: String?, now: Date) -> Double? {
         guard let value = value?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
-        if let seconds = Double(value) { return max(0, seconds) }
+        if let seconds = Double(value) { return min(max(0, seconds), longestRetryAfter) }
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "GMT")
         formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
         guard let date = formatter.date(from: value) else { return nil }
-        return max(0, date.timeIntervalSince(now))
+        return min(max(0, date.timeIntervalSince(now)), longestRetryAfter)
     }
 }
 

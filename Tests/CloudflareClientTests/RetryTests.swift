@@ -32,6 +32,10 @@ struct RetryTests {
         #expect(Backoff.retryAfter(formatter.string(from: now.addingTimeInterval(-5)), now: now) == 0)
         #expect(Backoff.retryAfter("soon", now: now) == nil)
         #expect(Backoff.retryAfter(nil, now: now) == nil)
+        // Waits no run would honour are cut to a year, which prints as whole seconds.
+        #expect(Backoff.retryAfter("92233720368547758073", now: now) == Backoff.longestRetryAfter)
+        #expect(Backoff.retryAfter("inf", now: now) == Backoff.longestRetryAfter)
+        #expect(Backoff.retryAfter(formatter.string(from: now.addingTimeInterval(4e8)), now: now) == Backoff.longestRetryAfter)
     }
 
     @Test func aPauseHoldsEveryCallerUntilItsDeadline() async {
