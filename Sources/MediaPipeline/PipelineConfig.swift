@@ -54,6 +54,8 @@ public struct PipelineLimits: Sendable, Equatable {
     /// With a shared journal: how long a worker's claim on a file lasts without renewal, so how
     /// soon the files of a worker that died are taken over (seconds).
     public var lease: Double = 60
+    /// A request that moves no byte for this long is given up as a timeout (and retried), in seconds.
+    public var idleTimeout: Double = 60
 
     public init() {}
 }
@@ -260,6 +262,9 @@ public struct Pipeline: Sendable {
         reader.absorb(retry)
         limits.lease = reader.seconds("lease", default: limits.lease, help: "how long a worker's claim lasts without renewal (shared journal)")
         if limits.lease < 3 { reader.error("lease", "must be at least 3s") }
+        limits.idleTimeout = reader.seconds("idleTimeout", default: limits.idleTimeout,
+                                            help: "how long a request may move no byte before it is given up as a timeout and retried")
+        if limits.idleTimeout < 1 { reader.error("idleTimeout", "must be at least 1s") }
         return limits
     }
 
