@@ -252,6 +252,42 @@ struct FaultProxyTests {
         }
     }
 
+    @Test("F7: the answer cut off after the fake committed is retried without a second copy; tus asks the offset and sends nothing twice",
+          arguments: Sink.allCases)
+    func aLostAnswerLeavesOneCopy(_ sink: Sink) async throws {
+        try await TestFiles.withTemporaryDirectory { dir in
+            let rig = try Rig(sink, in: dir)
+            // 12 bytes of the answer get through ("HTTP/1.1 200"), then both sides are reset.
+            try await rig.proxy.script([["match": .string(sink.target), "reset_after": 12, "direction": "down"]])
+            let (result, row) = try rig.run()
+            #expect(result.status == 0, "stderr: \(result.stderr)")
+            #expect(row["result"]?["retries"] == 1, "row: \(row)")
+            try await rig.expectStored(row)
+
+            let log = try await rig.proxy.log()
+            let resets = ended(log, "reset")
+            #expect(resets.count == 1 && resets.first?["detail"] == "after the scripted bytes server->client", "proxy log: \(log)")
+            // Every request reached the fake and was answered there; only the cut answer was lost.
+            let uploads = try await rig.uploads()
+            #expect(uploads.allSatisfy(answered), "uploads: \(uploads)")
+            switch sink {
+            case .images:
+                // The second POST found the first image (409) and the tool took it as its own.
+                #expect(uploads.map { $0["status"] } == [200, 409], "uploads: \(uploads)")
+                #expect(row["result"]?["existing"] == true)
+            case .r2Put:
+                #expect(uploads.count == 2)
+            case .r2Multipart:
+                let parts = uploads.compactMap { $0["query"]?.text?.firstMatch(of: /partNumber=(\d+)/).map { String($0.1) } }
+                #expect(parts.sorted() == ["1", "2", "2", "3"], "parts sent: \(parts)")
+            case .streamTus:
+                // The first chunk was stored; the tool asked the offset and went on from there.
+                #expect(uploads.count == sink.uploads, "PATCHes: \(uploads)")
+                #expect(try await rig.upstreamLog().contains { $0["method"] == "HEAD" })
+            }
+        }
+    }
+
     @Test("F2: 502 then 503 from the network path, then success; the fake sees the request once",
           arguments: Sink.allCases)
     func badGatewayThenUnavailableThenSuccess(_ sink: Sink) async throws {
