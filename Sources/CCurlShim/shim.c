@@ -20,6 +20,11 @@ CURLcode mp_curl_set_io(CURL *handle, CURLoption option, mp_curl_io_fn function)
     return curl_easy_setopt(handle, option, function);
 }
 
+CURLcode mp_curl_set_progress(CURL *handle, mp_curl_progress_fn function) {
+    CURLcode code = curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, function);
+    return code == CURLE_OK ? curl_easy_setopt(handle, CURLOPT_NOPROGRESS, 0L) : code;
+}
+
 CURLcode mp_curl_info_long(CURL *handle, CURLINFO info, long *value) {
     return curl_easy_getinfo(handle, info, value);
 }

@@ -22,7 +22,7 @@ public final class CloudflareAPI: Sendable {
     public static func shared(_ context: FactoryContext, environment: CloudflareEnvironment) -> CloudflareAPI {
         context.shared.object("cloudflare-api") {
             let clock = SystemClock()
-            return CloudflareAPI(environment: environment, http: CurlClient(),
+            return CloudflareAPI(environment: environment, http: CurlClient.forUploads(context.limits),
                                  retrier: Retrier(backoff: Backoff(context.limits.retry), clock: clock,
                                                   gate: RequestGate(budget: context.limits.apiRequestsPer5Min, clock: clock)))
         }
@@ -124,5 +124,14 @@ enum ServerText {
             .replacingOccurrences(of: #"(?i)(authorization\s*[:=]\s*)[^;\n"']+"#, with: "$1****", options: .regularExpression)
             .replacingOccurrences(of: #"(?i)(credential=)[^/,\s]+"#, with: "$1****", options: .regularExpression)
         return String(masked.prefix(limit))
+    }
+}
+
+extension CurlClient {
+    /// The HTTP client of a pipeline's sinks, with its `limits.idleTimeout`.
+    static func forUploads(_ limits: PipelineLimits) -> CurlClient {
+        var options = Options()
+        options.idleTimeout = .milliseconds(Int64((limits.idleTimeout * 1000).rounded()))
+        return CurlClient(options: options)
     }
 }

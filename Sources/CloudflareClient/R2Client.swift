@@ -30,7 +30,7 @@ public struct R2Client: Sendable {
     /// The one R2 client of a pipeline.
     public static func shared(_ context: FactoryContext, environment: CloudflareEnvironment) -> R2Client {
         context.shared.object("r2") {
-            R2Client(environment: environment, http: CurlClient(),
+            R2Client(environment: environment, http: CurlClient.forUploads(context.limits),
                      retrier: Retrier(backoff: Backoff(context.limits.retry), clock: SystemClock(), gate: nil))
         }
     }

@@ -49,7 +49,7 @@ public final class CurlClient: Sendable {
         guard let scheme = request.url.split(separator: ":", maxSplits: 1).first?.lowercased(), scheme == "https" || scheme == "http" else {
             throw TransportError(.request, "only http and https URLs are sent: \(request.url)")
         }
-        let transfer = try Transfer(body: request.body, observer: request.observer)
+        let transfer = try Transfer(body: request.body, observer: request.observer, idleLimit: Self.seconds(options.idleTimeout))
         defer { transfer.close() }
         let handle = idle.withLock { $0.popLast() } ?? Handle()
         guard let curl = handle.curl else { throw TransportError(.request, "libcurl could not start a transfer") }
@@ -74,8 +74,10 @@ public final class CurlClient: Sendable {
         mp_curl_set_long(curl, CURLOPT_SSL_VERIFYHOST, 2)
         mp_curl_set_long(curl, CURLOPT_TCP_KEEPALIVE, 1)
         mp_curl_set_long(curl, CURLOPT_CONNECTTIMEOUT_MS, Self.milliseconds(options.connectTimeout))
-        mp_curl_set_long(curl, CURLOPT_LOW_SPEED_LIMIT, 1)
-        mp_curl_set_long(curl, CURLOPT_LOW_SPEED_TIME, max(1, Self.milliseconds(options.idleTimeout) / 1000))
+        // Not CURLOPT_LOW_SPEED_TIME: libcurl averages the speed over the last few seconds, so
+        // a request whose body went out fast and then met silence was given up seconds late.
+        mp_curl_set_progress(curl, Transfer.progressCallback)
+        mp_curl_set_pointer(curl, CURLOPT_XFERINFODATA, state)
         if let timeout = request.timeout { mp_curl_set_long(curl, CURLOPT_TIMEOUT_MS, Self.milliseconds(timeout)) }
         mp_curl_set_string(curl, CURLOPT_USERAGENT, options.userAgent)
         mp_curl_set_pointer(curl, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(headerList))
@@ -116,9 +118,17 @@ public final class CurlClient: Sendable {
         }
         guard code == CURLE_OK else {
             if let problem = transfer.readProblem { throw TransportError(.request, problem) }
+            if transfer.idledOut {
+                let host = URL(string: request.url)?.host ?? request.url
+                throw TransportError(.timeout, "\(host) timed out: no byte sent or received for \(Self.milliseconds(options.idleTimeout)) ms")
+            }
             throw Self.error(code, url: request.url)
         }
         return HTTPResponse(status: status, headers: transfer.headers, body: transfer.body, newConnections: connects)
+    }
+
+    static func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 
     static func milliseconds(_ d: Duration) -> Int {
@@ -165,13 +175,20 @@ private final class Transfer {
     private var pieceOffset: Int64 = 0
     private var descriptors: [String: Int32] = [:]
     var readProblem: String?
+    /// The longest time without a byte moving either way, in seconds.
+    private let idleLimit: Double
+    private var moved: Int64 = -1
+    private var lastMoved = DispatchTime.now()
+    /// The transfer was stopped because nothing moved for `idleLimit`.
+    var idledOut = false
     var headers: [(name: String, value: String)] = []
     var body = Data()
     /// Response bodies are small JSON or XML; anything past this is dropped.
     static let maxBody = 8 * 1024 * 1024
 
-    init(body: [BodyPiece], observer: (any BodyObserver)?) throws {
+    init(body: [BodyPiece], observer: (any BodyObserver)?, idleLimit: Double) throws {
         pieces = body
+        self.idleLimit = idleLimit
         self.observer = observer
         observer?.begin()
         for case let .file(path, _, _) in body where descriptors[path] == nil {
@@ -229,6 +246,26 @@ private final class Transfer {
         case let .field(name, value): headers.append((name, value))
         case .other: break
         }
+    }
+
+    /// libcurl calls this often while bytes move and about once a second while none do;
+    /// a non-zero return stops the transfer.
+    func progress(downloaded: Int64, uploaded: Int64) -> Int32 {
+        let now = DispatchTime.now()
+        if downloaded + uploaded != moved {
+            moved = downloaded + uploaded
+            lastMoved = now
+            return 0
+        }
+        guard Double(now.uptimeNanoseconds - lastMoved.uptimeNanoseconds) / 1e9 >= idleLimit else { return 0 }
+        idledOut = true
+        return 1
+    }
+
+    static let progressCallback: mp_curl_progress_fn = { userdata, _, downloaded, _, uploaded in
+        guard let userdata else { return 0 }
+        let transfer = Unmanaged<Transfer>.fromOpaque(userdata).takeUnretainedValue()
+        return transfer.progress(downloaded: Int64(downloaded), uploaded: Int64(uploaded))
     }
 
     static let readCallback: mp_curl_io_fn = { buffer, size, count, userdata in

@@ -56,6 +56,8 @@ public struct PipelineLimits: Sendable, Equatable {
     public var lease: Double = 60
     /// Seconds one image may spend in a decoder worker (header or transform) before it is killed.
     public var decodeTimeout: Double = 120
+    /// A request that moves no byte for this long is given up as a timeout (and retried), in seconds.
+    public var idleTimeout: Double = 60
 
     public init() {}
 }
@@ -265,6 +267,9 @@ public struct Pipeline: Sendable {
         limits.decodeTimeout = reader.seconds("decodeTimeout", default: limits.decodeTimeout,
                                               help: "how long one image may take in a decoder worker before it is killed (timeout)")
         if limits.decodeTimeout < 1 { reader.error("decodeTimeout", "must be at least 1s") }
+        limits.idleTimeout = reader.seconds("idleTimeout", default: limits.idleTimeout,
+                                            help: "how long a request may move no byte before it is given up as a timeout and retried")
+        if limits.idleTimeout < 1 { reader.error("idleTimeout", "must be at least 1s") }
         return limits
     }
 

@@ -85,6 +85,8 @@ struct PipelineConfigTests {
                 path: "purposeRules[0].purpose", message: "unknown purpose 'avatr'", hint: "did you mean 'avatar'?", loaderOnly: true),
         BadCase(json: #"{"version": 1, "limits": {"uploads": 0}, "stages": [{"kind": "noop"}]}"#,
                 path: "limits.uploads", message: "0 is out of range"),
+        BadCase(json: #"{"version": 1, "limits": {"idleTimeout": "500ms"}, "stages": [{"kind": "noop"}]}"#,
+                path: "limits.idleTimeout", message: "must be at least 1s", loaderOnly: true),
         BadCase(json: "{\"version\": 1,\n \"stages\" []}", path: "", message: "not valid JSON: Invalid value at line 2, column 11", loaderOnly: true),
     ]
 
@@ -118,6 +120,7 @@ struct PipelineConfigTests {
         #expect(pipeline.steps.map(\.name) == ["noop", "out"])
         #expect(pipeline.steps[1].onError == .continue)
         #expect(pipeline.limits.uploads == 8)
+        #expect(pipeline.limits.idleTimeout == 60)
         #expect(pipeline.purposes["avatar"]?.image == ImagePreset(fit: .cover, width: 512, height: 512))
         #expect(pipeline.purposes["thumbnail"]?.image == ImagePreset(fit: .inside, width: 1600, height: 1600))
         #expect(pipeline.purpose(for: "videos/a/b.mp4", override: nil) == "thumbnail")
