@@ -53,10 +53,7 @@ python3 -c 'import moto, boto3' 2>/dev/null || { echo "[bench] python3 needs mot
 
 echo "[bench] start: $(load_now)"
 resolve_mp
-tmp=$(mktemp -d /tmp/mp-import-overlap.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
-trap cleanup EXIT
+with_servers_tmp import-overlap
 
 # ---------------------------------------------------------------------------- the course
 COURSE=$RESULTS_DIR/import-course-$FILES

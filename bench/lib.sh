@@ -48,6 +48,14 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 load_now() { uptime | sed 's/.*load average: /load /'; }
 
+# with_servers_tmp NAME : makes $tmp (a new folder under /tmp) and an empty array pids; on exit,
+# every pid in pids is killed and $tmp removed.
+with_servers_tmp() {
+  tmp=$(mktemp -d "/tmp/mp-$1.XXXXXX")
+  pids=()
+  trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"' EXIT
+}
+
 # start_server NAME CMD... : starts a local server (a fake from Tests/Fakes/) in the background and
 # waits up to 60 s for its READY line, which lands in $tmp/NAME.ready. The caller owns $tmp and
 # the array pids, and kills every pid in it on exit.

@@ -4,7 +4,7 @@
     soak.py course ROOT FILES          build ROOT/ with FILES files (photos, PNGs, PDFs, videos)
     soak.py faults CF_URL S3_URL SEED  post the steady fault rules to both fakes
     soak.py watch PID EVENTS FILES CF_URL SAMPLES [--storm-at 0.3]
-                                       sample /proc/PID every second until it exits; post the
+                                       sample /proc/PID (and its decoder workers) every second until it exits; post the
                                        429 storm once STORM_AT of the files have ended
     soak.py report SAMPLES MANIFEST EVENTS FILES CF_URL S3_URL STATUS
                                        check and print the figures; exit 1 on a failed check
@@ -146,6 +146,17 @@ def proc_status(pid: int) -> dict[str, str] | None:
     return {k: v.strip() for k, v in fields.items()}
 
 
+def children(pid: int) -> list[int]:
+    """The tool's child processes (its decoder workers), whose descriptors and memory count as its own."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            status = proc_status(int(name))
+            if status and status.get("PPid") == str(pid):
+                found.append(int(name))
+    return found
+
+
 def watch(pid: int, events: str, files: int, cf: str, samples: str, storm_at: float) -> None:
     started, storm_sent, ended, offset = time.monotonic(), False, 0, 0
     with open(samples, "w", encoding="utf-8") as out:
@@ -165,7 +176,16 @@ def watch(pid: int, events: str, files: int, cf: str, samples: str, storm_at: fl
                 complete = chunk[:chunk.rfind(b"\n") + 1]
                 offset += len(complete)
                 ended += complete.count(b'"event":"asset"')
-            rss, hwm = status.get("VmRSS", "0 kB").split()[0], status.get("VmHWM", "0 kB").split()[0]
+            rss, hwm = int(status.get("VmRSS", "0 kB").split()[0]), int(status.get("VmHWM", "0 kB").split()[0])
+            for child in children(pid):
+                child_status = proc_status(child)
+                try:
+                    fds += len(os.listdir(f"/proc/{child}/fd"))
+                except OSError:
+                    continue
+                if child_status:
+                    rss += int(child_status.get("VmRSS", "0 kB").split()[0])
+                    hwm += int(child_status.get("VmHWM", "0 kB").split()[0])
             out.write(f"{time.monotonic() - started:.1f}\t{ended}\t{fds}\t{rss}\t{hwm}\t{status.get('Threads', '0')}\n")
             out.flush()
             if not storm_sent and ended >= storm_at * files:

@@ -38,10 +38,7 @@ python3 -c 'import moto, boto3' 2>/dev/null || { echo "[bench] python3 needs mot
 
 echo "[bench] start: $(load_now)"
 resolve_mp
-tmp=$(mktemp -d /tmp/mp-soak.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
-trap cleanup EXIT
+with_servers_tmp soak
 
 COURSE=$RESULTS_DIR/soak-course-$FILES
 if [ -f "$COURSE/.done" ]; then

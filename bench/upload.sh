@@ -21,10 +21,7 @@ LIMIT_MB=150
 
 echo "[bench] start: $(load_now)"
 resolve_mp
-tmp=$(mktemp -d /tmp/mp-upload.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
-trap cleanup EXIT
+with_servers_tmp upload
 
 token=bench-token-0123456789abcdef
 account=0123456789abcdef0123456789abcdef

@@ -19,6 +19,21 @@ struct ResumeTests {
     }
 
     /// A file of `bytes` that libmagic takes for a PDF (it goes to R2), with varied content.
+    /// A folder with one PDF of `bytes`, a pipeline sending it to R2 in 5 MiB parts, and the
+    /// arguments of a run with a journal in `dir`.
+    func multipartImport(in dir: URL, bytes: Int) throws -> (arguments: [String], journal: URL) {
+        let folder = dir.appendingPathComponent("in")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try bigPDF(folder.appendingPathComponent("big.pdf"), bytes: bytes)
+        var text = try String(contentsOf: try upload.pipeline(in: dir), encoding: .utf8)
+        text = text.replacingOccurrences(of: #""keyTemplate": "{purposePrefix}{sha256}{ext}""#,
+                                         with: #""keyTemplate": "{purposePrefix}{sha256}{ext}", "multipartThreshold": "6MB", "partSize": "5MiB""#)
+        let pipeline = dir.appendingPathComponent("multipart.json")
+        try text.write(to: pipeline, atomically: true, encoding: .utf8)
+        let journal = dir.appendingPathComponent("j.db")
+        return (["run", folder.path, "--pipeline", pipeline.path, "--journal", journal.path, "--json", "--uploads", "1"], journal)
+    }
+
     func bigPDF(_ url: URL, bytes: Int) throws {
         var data = Data("%PDF-1.4\n".utf8)
         var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
@@ -97,16 +112,7 @@ struct ResumeTests {
     func multipartResumesFromItsParts() async throws {
         let s3 = try S3Fake()
         try await TestFiles.withTemporaryDirectory { dir in
-            let folder = dir.appendingPathComponent("in")
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            try bigPDF(folder.appendingPathComponent("big.pdf"), bytes: 16 * 1024 * 1024 + 12_345)
-            var text = try String(contentsOf: try upload.pipeline(in: dir), encoding: .utf8)
-            text = text.replacingOccurrences(of: #""keyTemplate": "{purposePrefix}{sha256}{ext}""#,
-                                             with: #""keyTemplate": "{purposePrefix}{sha256}{ext}", "multipartThreshold": "6MB", "partSize": "5MiB""#)
-            let pipeline = dir.appendingPathComponent("multipart.json")
-            try text.write(to: pipeline, atomically: true, encoding: .utf8)
-            let journal = dir.appendingPathComponent("j.db")
-            let args = ["run", folder.path, "--pipeline", pipeline.path, "--journal", journal.path, "--json", "--uploads", "1"]
+            let (args, journal) = try multipartImport(in: dir, bytes: 16 * 1024 * 1024 + 12_345)
             var env = s3.environment
             env["MEDIA_PIPELINE_CRASH_AT"] = "after_part_uploaded:2"
             let crashed = cli.run(args, environment: env)
@@ -137,16 +143,7 @@ struct ResumeTests {
     func multipartCreatedButNotJournaledIsAdopted() async throws {
         let s3 = try S3Fake()
         try await TestFiles.withTemporaryDirectory { dir in
-            let folder = dir.appendingPathComponent("in")
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            try bigPDF(folder.appendingPathComponent("big.pdf"), bytes: 11 * 1024 * 1024)
-            var text = try String(contentsOf: try upload.pipeline(in: dir), encoding: .utf8)
-            text = text.replacingOccurrences(of: #""keyTemplate": "{purposePrefix}{sha256}{ext}""#,
-                                             with: #""keyTemplate": "{purposePrefix}{sha256}{ext}", "multipartThreshold": "6MB", "partSize": "5MiB""#)
-            let pipeline = dir.appendingPathComponent("multipart.json")
-            try text.write(to: pipeline, atomically: true, encoding: .utf8)
-            let journal = dir.appendingPathComponent("j.db")
-            let args = ["run", folder.path, "--pipeline", pipeline.path, "--journal", journal.path, "--json", "--uploads", "1"]
+            let (args, journal) = try multipartImport(in: dir, bytes: 11 * 1024 * 1024)
             var env = s3.environment
             env["MEDIA_PIPELINE_CRASH_AT"] = "after_multipart_created"
             let crashed = cli.run(args, environment: env)

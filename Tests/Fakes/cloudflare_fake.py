@@ -49,7 +49,6 @@ import hashlib
 import hmac
 import json
 import os
-import random
 import re
 import secrets
 import shutil
@@ -68,6 +67,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import NamedTuple
 from urllib.parse import quote, unquote
+
+import fault_draws  # the fault-rule draws the fakes share (this folder)
 
 PIECE = 1 << 20                      # largest read from a socket or file at once
 IMAGE_MAX = 10_000_000               # Images file limit
@@ -400,23 +401,16 @@ class State:
                 rule = {"method": r.get("method", "*"), "path": r.get("path", ""), "actions": list(r["actions"])}
                 if "probability" in r or r.get("repeat"):
                     # Only rules that use these keys show them, so the listing of plain rules is as before.
-                    rule.update(probability=float(r.get("probability", 1)), seed=int(r.get("seed", 0)),
-                                repeat=bool(r.get("repeat", False)), fired=0,
-                                draws=random.Random(int(r.get("seed", 0))))
+                    rule.update(fault_draws.probabilistic(r.get("probability", 1), r.get("seed", 0), r.get("repeat", False)))
                 self.rules.append(rule)
 
     def take_fault(self, method: str, path: str) -> dict | None:
         with self.lock:
             for rule in self.rules:
                 if rule["actions"] and rule["method"].upper() in ("*", method) and re.search(rule["path"], path):
-                    if "draws" not in rule:
-                        return rule["actions"].pop(0)
-                    if rule["draws"].random() >= rule["probability"]:
-                        continue          # not this time: the next matching rule may still fire
-                    rule["fired"] += 1
-                    if not rule["repeat"]:
-                        return rule["actions"].pop(0)
-                    return rule["actions"][(rule["fired"] - 1) % len(rule["actions"])]
+                    action = fault_draws.next_action(rule)
+                    if action is not None:
+                        return action
         return None
 
     def rules_listing(self) -> list[dict]:

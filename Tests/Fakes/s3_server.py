@@ -57,7 +57,6 @@ import http.client
 import io
 import json
 import logging
-import random
 import re
 import signal
 import socket
@@ -71,6 +70,8 @@ import xml.etree.ElementTree as ET
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
+
+import fault_draws  # the fault-rule draws the fakes share (this folder)
 
 PIECE = 1 << 20                      # body pieces, never more in memory
 MIN_PART = 5 * 1024 * 1024           # R2: every non-final part >= 5 MiB
@@ -196,8 +197,7 @@ def compile_rules(payload) -> list[dict]:
             if isinstance(seed, bool) or not isinstance(seed, int) or not isinstance(repeat, bool):
                 raise ValueError(f"rules[{i}]: seed must be an integer and repeat a boolean")
             # Only rules that use these keys show them, so the listing of plain rules is as before.
-            compiled.update(probability=float(probability), seed=seed, repeat=repeat, fired=0,
-                            draws=random.Random(seed))
+            compiled.update(fault_draws.probabilistic(probability, seed, repeat))
         rules.append(compiled)
     return rules
 
@@ -234,14 +234,9 @@ class State:
             for rule in self.rules:
                 if (rule["actions"] and rule["method"] in ("", method)
                         and rule["path_re"].search(path) and rule["query_re"].search(query)):
-                    if "draws" not in rule:
-                        return rule["actions"].pop(0)
-                    if rule["draws"].random() >= rule["probability"]:
-                        continue          # not this time: the next matching rule may still fire
-                    rule["fired"] += 1
-                    if not rule["repeat"]:
-                        return rule["actions"].pop(0)
-                    return rule["actions"][(rule["fired"] - 1) % len(rule["actions"])]
+                    action = fault_draws.next_action(rule)
+                    if action is not None:
+                        return action
         return None
 
     def append_log(self, entry: dict) -> None:
