@@ -36,19 +36,58 @@ public struct StreamClient: Sendable {
         return video
     }
 
+    /// The `Upload-Metadata` key (so an arbitrary `meta` entry of the video) that ties a tus
+    /// upload to the journaled intent it was created for.
+    public static let fingerprintKey = "mpfingerprint"
+
+    /// A tus upload journaled through `checkpoint`. Before each creation the rendition's
+    /// fingerprint (the saved one, else a new random one) is saved and sent in `Upload-Metadata`;
+    /// the uid and URL are saved as soon as Stream answers, before any byte goes. A saved upload
+    /// is resumed. A saved fingerprint without a uid means a run stopped between asking for an
+    /// upload and hearing of it: the pending uploads that carry the fingerprint are deleted before
+    /// a new one is created, so none stays behind. `created` hears each new uid once it is saved.
+    public func uploadTus(path: String, bytes: Int64, metadata: [(String, String?)], chunkSize: Int64,
+                          checkpoint: UploadCheckpoint, retries: RetryCount? = nil,
+                          created: (String) -> Void = { _ in }) async throws(SinkError) -> (uid: String, resumedFrom: Int64) {
+        var fingerprint = UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        var resume: (uid: String, url: String)?
+        if case let .string(saved)? = checkpoint.saved?["fingerprint"] { fingerprint = saved }
+        if case let .string(uid)? = checkpoint.saved?["uid"], case let .string(url)? = checkpoint.saved?["url"] {
+            resume = (uid, url)
+        } else if checkpoint.saved?["fingerprint"] != nil {
+            try await discardPendingUploads(fingerprint: fingerprint, retries: retries)
+        }
+        let count = retries ?? RetryCount()
+        var retriedBefore = 0
+        return try await uploadTus(path: path, bytes: bytes, metadata: metadata + [(Self.fingerprintKey, fingerprint)],
+                                   chunkSize: chunkSize, resume: resume, retries: count, created: { uid, url throws(SinkError) in
+            try await checkpoint.save(["uid": .string(uid), "url": .string(url), "fingerprint": .string(fingerprint)])
+            // A creation that was retried may have created an upload whose answer was lost.
+            if count.value > retriedBefore { try await discardPendingUploads(fingerprint: fingerprint, keeping: uid, retries: retries) }
+            created(uid)
+        }, creating: { () throws(SinkError) in
+            try await checkpoint.save(["fingerprint": .string(fingerprint)])
+            retriedBefore = count.value
+        })
+    }
+
     /// A tus upload: create, then PATCH chunks, always continuing from the server's offset.
-    /// `created` hears each new upload's uid and URL before any byte is sent (a journal saves
-    /// them there); `resume` is such an upload of an interrupted run. Returns the uid and the
-    /// offset `resume` went on from (0 when it started afresh).
+    /// `created` hears each new upload's uid and URL before any byte is sent (a journal saves them
+    /// there), and `creating` runs before each creation request (a journal saves the intent there);
+    /// `resume` is such an upload of an interrupted run. Returns the uid and the offset `resume`
+    /// went on from (0 when it started afresh).
     public func uploadTus(path: String, bytes: Int64, metadata: [(String, String?)], chunkSize: Int64,
                           resume: (uid: String, url: String)? = nil, retries: RetryCount? = nil,
-                          created: (String, String) async throws(SinkError) -> Void = { _, _ in })
+                          created: (String, String) async throws(SinkError) -> Void = { _, _ in },
+                          creating: () async throws(SinkError) -> Void = {})
         async throws(SinkError) -> (uid: String, resumedFrom: Int64) {
         let size = Self.chunkSize(chunkSize)
         /// Where to go on: the server's offset of `existing`, or a new upload when it is gone.
         func position(of existing: (uid: String, url: String)?) async throws(SinkError) -> ((uid: String, url: String), Int64) {
             if let existing, let known = try await self.offset(of: existing.url, retries: retries) { return (existing, known) }
+            try await creating()
             let fresh = try await create(bytes: bytes, metadata: metadata, retries: retries)
+            CrashPoint.reach("after_tus_created")
             try await created(fresh.uid, fresh.url)
             return (fresh, 0)
         }
@@ -129,6 +168,39 @@ public struct StreamClient: Sendable {
     package static func uploadOffset(_ header: String?) -> Int64? {
         guard let offset = header.flatMap(Int64.init), offset >= 0 else { return nil }
         return offset
+    }
+
+    /// The uids of the uploads still waiting for their bytes (`pendingupload`) whose `meta`
+    /// carries `fingerprint`. Stream lists at most 1,000 videos a call, so the listing goes oldest
+    /// first and each next call starts at the last creation time seen, until a call brings no video
+    /// not seen before.
+    public func pendingUploads(fingerprint: String, retries: RetryCount? = nil) async throws(SinkError) -> [String] {
+        var seen = Set<String>()
+        var found: [String] = []
+        var start: String?
+        while true {
+            let query = "status=pendingupload&asc=true" + (start.map { "&start=\($0.encodedQueryValue)" } ?? "")
+            let answer = try await api.send(api.request("GET", "\(base)?\(query)"), retries: retries)
+            guard answer.success, case let .array(videos)? = answer.result else { throw Self.refusal(answer) }
+            var fresh = false
+            for video in videos {
+                guard case let .string(uid)? = video["uid"], seen.insert(uid).inserted else { continue }
+                fresh = true
+                if video["meta"]?[Self.fingerprintKey] == .string(fingerprint) { found.append(uid) }
+            }
+            guard fresh, case let .string(created)? = videos.last?["created"] else { return found }
+            start = created
+        }
+    }
+
+    /// Deletes the pending uploads that carry `fingerprint`, except `keeping`; returns how many went.
+    @discardableResult
+    public func discardPendingUploads(fingerprint: String, keeping: String? = nil, retries: RetryCount? = nil) async throws(SinkError) -> Int {
+        var deleted = 0
+        for uid in try await pendingUploads(fingerprint: fingerprint, retries: retries) where uid != keeping {
+            if try await delete(uid: uid) { deleted += 1 }
+        }
+        return deleted
     }
 
     /// The server's offset for an upload (`HEAD`), retried like any request; nil when the upload is gone (404/410).

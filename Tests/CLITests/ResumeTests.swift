@@ -357,6 +357,51 @@ struct ResumeTests {
         }
     }
 
+    @Test("killed after Stream created a tus upload but before its uid was journaled, the rerun deletes that pending upload and leaves one complete video")
+    func tusCreatedButNotJournaledIsDeleted() async throws {
+        let cloudflare = try CloudflareFake()
+        try await TestFiles.withTemporaryDirectory { dir in
+            let folder = dir.appendingPathComponent("videos")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            let size = 2 * 5 * 1024 * 1024 + 777
+            try fakeMP4(folder.appendingPathComponent("lecture.mp4"), bytes: size)
+            var text = try String(contentsOf: try upload.pipeline(in: dir), encoding: .utf8)
+            text = text.replacingOccurrences(of: #""basicThreshold": "1KB""#, with: #""basicThreshold": "1KB", "chunkSize": "5MiB""#)
+            let pipeline = dir.appendingPathComponent("tus.json")
+            try text.write(to: pipeline, atomically: true, encoding: .utf8)
+            let journal = dir.appendingPathComponent("j.db")
+            let args = ["run", folder.path, "--pipeline", pipeline.path, "--journal", journal.path, "--json"]
+            var env = cloudflare.environment
+            env["MEDIA_PIPELINE_CRASH_AT"] = "after_tus_created"
+            let crashed = cli.run(args, environment: env)
+            #expect(crashed.status == SIGKILL, "expected the crash point to kill the run: \(crashed.stderr)")
+            guard case let .object(left)? = try await cloudflare.state()["videos"] else { Issue.record("no videos in the fake's state"); return }
+            #expect(left.count == 1 && left.first?.value["state"] == "pendingupload", "the crashed run should have left one empty upload: \(left)")
+            let orphan = try #require(left.first?.key)
+            let fingerprint = try #require(string(left.first?.value["meta"]?["mpfingerprint"]), "the upload carries no fingerprint")
+            #expect(integrity(journal) == "ok")
+            let before = try await cloudflare.server.log().count
+
+            let resumed = cli.run(args, environment: cloudflare.environment)
+            #expect(resumed.status == 0, "stderr: \(resumed.stderr)")
+            let later = Array(try await cloudflare.server.log().dropFirst(before))
+            #expect(later.contains { $0["method"] == "GET" && string($0["query"])?.contains("status=pendingupload") == true }, "no listing of pending uploads")
+            #expect(later.filter { $0["method"] == "DELETE" }.count == 1)
+            #expect(later.contains { $0["method"] == "DELETE" && string($0["path"])?.hasSuffix("/stream/\(orphan)") == true }, "the orphan was not deleted")
+            #expect(later.filter { $0["method"] == "POST" && string($0["path"])?.hasSuffix("/stream") == true }.count == 1)
+            let row = try #require(try assets(resumed).first)
+            #expect(row["status"] == "uploaded")
+            let uid = try #require(string(row["result"]?["id"]))
+            guard case let .object(videos)? = try await cloudflare.state()["videos"] else { Issue.record("no videos in the fake's state"); return }
+            #expect(videos.map { $0.key } == [uid], "exactly the one video the manifest names should remain: \(videos.map { $0.key })")
+            let video = try #require(videos.first?.value)
+            #expect(video["state"] != "pendingupload")
+            #expect(video["sha256"] == row["sha256"] && video["offset"] == .number(Double(size)))
+            #expect(string(video["meta"]?["mpfingerprint"]) == fingerprint, "the rerun should reuse the journaled fingerprint")
+            #expect(integrity(journal) == "ok")
+        }
+    }
+
     @Test("E8: the work folder fills up while an entry is extracted: disk_full, exit 3, no temporary file left, journal intact; a rerun with space does the rest")
     func diskFullIsFatalAndResumable() async throws {
         let s3 = try S3Fake()

@@ -326,6 +326,92 @@ struct StreamTests {
         }
     }
 
+    /// The fake's videos that are still waiting for their bytes, by uid, with the fingerprint in their `meta`.
+    func pending(_ fake: CloudflareFake) async throws -> [String: String] {
+        var found: [String: String] = [:]
+        for (uid, video) in try await fake.state()["videos"]?.objectPairs ?? [] where video["state"] == "pendingupload" {
+            found[uid] = video["meta"]?[StreamClient.fingerprintKey]?.string ?? ""
+        }
+        return found
+    }
+
+    /// One journaled tus upload of `file`, as the Stream sink makes it.
+    func journaled(_ stream: StreamClient, _ file: URL, _ checkpoint: UploadCheckpoint) async throws(SinkError) -> (uid: String, resumedFrom: Int64) {
+        try await stream.uploadTus(path: file.path, bytes: Int64(Self.length), metadata: [("name", "a.mp4")], chunkSize: Self.chunk,
+                                   checkpoint: checkpoint)
+    }
+
+    @Test("G3: only the fingerprint was saved (the run stopped before it heard the uid): the pending uploads carrying it are found page by page and deleted, others are kept")
+    func uploadsCreatedButNeverJournaledAreDeleted() async throws {
+        // Two videos a page, so the listing has to page to find everything.
+        let fake = try CloudflareFake(arguments: ["--stream-page", "2"])
+        try await TestFiles.withTemporaryDirectory { dir in
+            let file = try noiseFile(Self.length, in: dir)
+            // Stream creates each upload but its answer is lost: the calls fail having created 1, then 2 uploads.
+            try await fake.server.faults([["method": "POST", "path": "/stream$",
+                                           "actions": [["commit_then_drop": true], ["commit_then_drop": true], ["commit_then_drop": true]]]])
+            let other = Checkpoints()
+            await #expect(throws: SinkError.self) { try await journaled(StreamClient(api: fake.api(attempts: 1)), file, other.checkpoint()) }
+            let ours = Checkpoints()
+            await #expect(throws: SinkError.self) { try await journaled(StreamClient(api: fake.api(attempts: 2)), file, ours.checkpoint()) }
+            let intent = try #require(ours.saved.last)
+            #expect(ours.saved.count == 1)
+            let fingerprint = try #require(intent["fingerprint"]?.string)
+            #expect(intent == ["fingerprint": .string(fingerprint)])
+            let othersPrint = try #require(other.saved.last?["fingerprint"]?.string)
+            #expect(othersPrint != fingerprint)
+            let basic = try #require(try await StreamClient(api: fake.api()).uploadBasic(path: file.path, bytes: Int64(Self.length),
+                                                                                         filename: "b.mp4", mime: "video/mp4")["uid"]?.string)
+            let orphans = try await pending(fake).filter { $0.value == fingerprint }.map { $0.key }.sorted()
+            #expect(orphans.count == 2)
+            let othersUpload = try #require(try await pending(fake).first { $0.value == othersPrint }?.key)
+            #expect(try await pending(fake).count == 3)
+            let stream = StreamClient(api: fake.api())
+            #expect(try await stream.pendingUploads(fingerprint: fingerprint).sorted() == orphans)
+            let before = try await fake.server.log().count
+
+            let upload = try await journaled(stream, file, ours.checkpoint(intent))
+            #expect(upload.resumedFrom == 0)
+            try await expectComplete(fake, upload.uid, file)
+            let later = Array(try await fake.server.log().dropFirst(before))
+            let listings = later.filter { $0["method"] == "GET" && $0["path"]?.string?.hasSuffix("/stream") == true }
+            #expect(listings.count >= 3, "three pending uploads at two a page need more than one listing")
+            #expect(listings.allSatisfy { $0["query"]?.string?.contains("status=pendingupload") == true })
+            #expect(later.filter { $0["method"] == "DELETE" }.compactMap { $0["path"]?.string?.split(separator: "/").last.map(String.init) }.sorted() == orphans)
+            #expect(later.filter(\.isCreation).count == 1)
+            // Every request of the cleanup comes before the one creation.
+            let creation = try #require(later.firstIndex { $0.isCreation })
+            #expect(later.prefix(creation).allSatisfy { $0["method"] == "GET" || $0["method"] == "DELETE" })
+            // The intent again before the new creation (same fingerprint), then the new upload.
+            #expect(ours.saved.count == 3)
+            #expect(ours.saved.dropLast().allSatisfy { $0 == intent })
+            #expect(ours.saved.last?["uid"] == .string(upload.uid) && ours.saved.last?["fingerprint"] == .string(fingerprint))
+            #expect(try await pending(fake) == [othersUpload: othersPrint], "another rendition's pending upload must stay")
+            let videos = try await fake.state()["videos"]?.objectPairs.map { $0.key } ?? []
+            #expect(Set(videos) == [upload.uid, basic, othersUpload])
+            #expect(videos.count == 3)
+            #expect(try await stream.pendingUploads(fingerprint: fingerprint).isEmpty)
+        }
+    }
+
+    @Test("a creation retried after its answer was lost: the upload the lost answer named is deleted once the new one is saved")
+    func aRetriedCreationLeavesNoPendingUpload() async throws {
+        let fake = try CloudflareFake()
+        try await fake.server.faults([["method": "POST", "path": "/stream$", "actions": [["commit_then_drop": true]]]])
+        try await TestFiles.withTemporaryDirectory { dir in
+            let file = try noiseFile(Self.length, in: dir)
+            let checkpoints = Checkpoints()
+            let upload = try await journaled(StreamClient(api: fake.api()), file, checkpoints.checkpoint())
+            try await expectComplete(fake, upload.uid, file)
+            let log = try await fake.server.log()
+            #expect(log.filter(\.isCreation).count == 2)
+            #expect(log.filter { $0["method"] == "DELETE" }.count == 1)
+            #expect(try await pending(fake).isEmpty)
+            #expect(try await videoCount(fake) == 1)
+            #expect(checkpoints.saved.map { $0["uid"]?.string } == [nil, upload.uid])
+        }
+    }
+
     @Test("F7: the last PATCH is stored but its answer is lost: the HEAD shows offset = length, done, one video")
     func aLostLastAnswerIsFoundByTheHead() async throws {
         let fake = try CloudflareFake()

@@ -6,7 +6,7 @@ stdout, then talk HTTP (or HTTPS with --tls-cert/--tls-key) to 127.0.0.1:<port>:
 
     python3 cloudflare_fake.py --token TOKEN --account ACCOUNT [--port 0]
         [--host 127.0.0.1] [--data-dir DIR] [--tls-cert PEM --tls-key PEM]
-        [--ready-after N]
+        [--ready-after N] [--stream-page N]
 
 API routes live under /client/v4 and answer in Cloudflare's JSON envelope. Every API
 request is checked (no chunked bodies, no `Expect: 100-continue`, bearer token,
@@ -22,7 +22,9 @@ Routes (A = /client/v4/accounts/{account}):
     POST A/images/v2/direct_upload      draft + uploadURL -> POST /upload/fakehash/{id} (no auth)
     POST A/stream                       tus creation (Tus-Resumable) or basic multipart (<= 200 MB)
     HEAD|PATCH A/stream/tus/{uid}       tus offset / data, with Cloudflare's chunk rules
-    GET  A/stream, GET|DELETE A/stream/{uid}                 (10003 = not found)
+    GET  A/stream                       list: status, creator, search (in meta.name), start (created at or
+                                        after), end (before), asc; at most --stream-page (1000) per call
+    GET|DELETE A/stream/{uid}           (10003 = not found)
     POST|GET A/stream/live_inputs, GET|DELETE A/stream/live_inputs/{uid}
 Other error codes: 9999 chunked body, 9998 Expect refused, 9997 bad Content-Length,
 10000 auth/account, 10005 Stream request problems, 7003 no route, 7001 wrong method,
@@ -104,9 +106,11 @@ class Dropped(Exception):
     """The connection is to be aborted without an answer."""
 
 
-def iso_now(millis: bool = False) -> str:
+def iso_now(millis: bool = False, micros: bool = False) -> str:
     now = datetime.datetime.now(datetime.timezone.utc)
     text = now.strftime("%Y-%m-%dT%H:%M:%S")
+    if micros:
+        return f"{text}.{now.microsecond:06d}Z"
     return f"{text}.{now.microsecond // 1000:03d}Z" if millis else text + "Z"
 
 
@@ -304,7 +308,7 @@ class Video:
     upload_metadata: dict
     require_signed: bool = False
     creator: str | None = None
-    created: str = field(default_factory=iso_now)
+    created: str = field(default_factory=lambda: iso_now(micros=True))
     modified: str = field(default_factory=iso_now)
     offset: int = 0
     hasher: object = field(default_factory=hashlib.sha256)
@@ -368,8 +372,8 @@ def new_live_input(body: dict) -> dict:
 # State: everything the fake remembers, behind one lock
 
 class State:
-    def __init__(self, data_dir: str, ready_after: int):
-        self.data_dir, self.ready_after = data_dir, ready_after
+    def __init__(self, data_dir: str, ready_after: int, stream_page: int = 1000):
+        self.data_dir, self.ready_after, self.stream_page = data_dir, ready_after, stream_page
         self.lock = threading.Lock()
         for sub in ("images", "videos", "spool"):
             os.makedirs(os.path.join(data_dir, sub), exist_ok=True)
@@ -1053,8 +1057,26 @@ class Handler(BaseHTTPRequestHandler):
         self.ok({})
 
     def stream_list(self):
-        videos = sorted(self.server.state.video_objects(), key=lambda v: v["created"])
-        self.ok(videos, range=len(videos), total=len(videos))
+        """Cloudflare's listing: filters, newest first unless `asc`, one page of at most
+        `stream_page` videos; `total` counts every match, `range` this page."""
+        params = {k: unquote(v.replace("+", " ")) for k, _, v in
+                  (pair.partition("=") for pair in self.query.split("&") if pair)}
+        state = self.server.state
+        videos = state.video_objects()
+        if "status" in params:
+            wanted = set(params["status"].split(","))
+            videos = [v for v in videos if v["status"]["state"] in wanted]
+        if "creator" in params:
+            videos = [v for v in videos if v["creator"] == params["creator"]]
+        if "search" in params:
+            videos = [v for v in videos if params["search"].lower() in str(v["meta"].get("name", "")).lower()]
+        if "start" in params:
+            videos = [v for v in videos if v["created"] >= params["start"]]
+        if "end" in params:
+            videos = [v for v in videos if v["created"] < params["end"]]
+        videos.sort(key=lambda v: v["created"], reverse=params.get("asc", "false").lower() != "true")
+        page = videos[:state.stream_page]
+        self.ok(page, range=len(page), total=len(videos))
 
     # ---- live inputs
     def live_create(self):
@@ -1157,6 +1179,7 @@ def parse_args(argv):
     p.add_argument("--data-dir", help="where uploads are written (default: a temp folder removed at exit)")
     p.add_argument("--tls-cert", help="PEM certificate; serve HTTPS")
     p.add_argument("--tls-key", help="PEM private key for --tls-cert")
+    p.add_argument("--stream-page", type=int, default=1000, help="most videos one GET /stream lists (default 1000)")
     p.add_argument("--ready-after", type=int, default=1,
                    help="a finished video is readyToStream on this many-th GET (0: at once)")
     args = p.parse_args(argv)
@@ -1176,7 +1199,7 @@ def main(argv=None) -> int:
         if args.tls_cert:
             tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             tls.load_cert_chain(args.tls_cert, args.tls_key)
-        server = FakeServer((args.host, args.port), State(data_dir, args.ready_after),
+        server = FakeServer((args.host, args.port), State(data_dir, args.ready_after, args.stream_page),
                             args.token, args.account, tls)
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):

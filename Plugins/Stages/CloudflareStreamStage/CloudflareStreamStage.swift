@@ -76,13 +76,10 @@ public struct CloudflareStreamStage: Sink {
             var metadata: [(String, String?)] = [("name", name)]
             if case let .string(sha)? = details["sha256"] { metadata.append(("sha256", sha)) }
             if requireSignedURLs { metadata.append(("requiresignedurls", nil)) }
-            // The upload an interrupted run saved is taken up where the server has it.
-            let checkpoint = asset.checkpoint
-            var resume: (uid: String, url: String)?
-            if case let .string(id)? = checkpoint.saved?["uid"], case let .string(url)? = checkpoint.saved?["url"] { resume = (id, url) }
+            // The upload an interrupted run saved is taken up where the server has it; one it
+            // created without hearing of it is found by its fingerprint and deleted.
             (uid, resumedFrom) = try await client.uploadTus(path: plan.path, bytes: plan.bytes, metadata: metadata, chunkSize: chunkSize,
-                                                            resume: resume, retries: retries) { uid, url throws(SinkError) in
-                try await checkpoint.save(["uid": .string(uid), "url": .string(url)])
+                                                            checkpoint: asset.checkpoint, retries: retries) { uid in
                 asset.note("tus upload \(uid) created")
             }
             video = try await client.video(uid: uid)
