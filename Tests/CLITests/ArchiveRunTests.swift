@@ -20,10 +20,10 @@ struct ArchiveRunTests {
     }
 
     @Test("a dry-run of the example course archive plans every entry, named archive!/path, with the same purposes as the folder")
-    func dryRunOfTheCourseArchive() throws {
+    func dryRunOfTheCourseArchive() async throws {
         let zip = try courseZip()
-        let fromZip = cli.run(["run", zip.path, "--dry-run", "--assume-configured", "--json"])
-        let fromFolder = cli.run(["run", try UploadTests.course().path, "--dry-run", "--assume-configured", "--json"])
+        let fromZip = await cli.run(["run", zip.path, "--dry-run", "--assume-configured", "--json"])
+        let fromFolder = await cli.run(["run", try UploadTests.course().path, "--dry-run", "--assume-configured", "--json"])
         #expect(fromZip.status == 1, "stderr: \(fromZip.stderr)")
         let zipRows = try upload.rows(fromZip.stdout).filter { $0["event"] == "asset" }
         let folderRows = try upload.rows(fromFolder.stdout).filter { $0["event"] == "asset" }
@@ -39,7 +39,7 @@ struct ArchiveRunTests {
         #expect(fromZip.stderr.contains("rejected \(zip.path)!/bad/not-really.png"))
 
         // explain --inputs reads the entries' names without extracting them.
-        let explained = cli.run(["explain", "--inputs", zip.path])
+        let explained = await cli.run(["explain", "--inputs", zip.path])
         #expect(explained.status == 0)
         #expect(explained.stdout.split(separator: "\n").count == 12)
         #expect(explained.stdout.contains("videos/01-intro.mp4 → lesson-video  (purposeRules[0]"))
@@ -47,12 +47,12 @@ struct ArchiveRunTests {
 
     @Test("the course archive imports for real: every entry lands, and extracted files are removed as they finish")
     func realImportOfTheCourseArchive() async throws {
-        let cloudflare = try CloudflareFake()
-        let s3 = try S3Fake()
+        let cloudflare = try await CloudflareFake()
+        let s3 = try await S3Fake()
         try await TestFiles.withTemporaryDirectory { dir in
             let env = cloudflare.environment.merging(s3.environment) { a, _ in a }
             let work = dir.appendingPathComponent("work")
-            let result = cli.run(["run", try courseZip().path, "--pipeline", try upload.pipeline(in: dir).path, "--json",
+            let result = await cli.run(["run", try courseZip().path, "--pipeline", try upload.pipeline(in: dir).path, "--json",
                                   "--work-dir", work.path], environment: env)
             #expect(result.status == 1, "stderr: \(result.stderr)")
             let rows = try upload.rows(result.stdout).filter { $0["event"] == "asset" }
@@ -99,7 +99,7 @@ struct ArchiveRunTests {
             func shallow(_ folder: URL) -> Set<String> { Set((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []) }
             let before = watched.map(shallow)
             let work = dir.appendingPathComponent("work"), manifest = dir.appendingPathComponent("m.jsonl")
-            let result = cli.run(["run", zip.path, tar.path, "--dry-run", "--assume-configured", "--work-dir", work.path,
+            let result = await cli.run(["run", zip.path, tar.path, "--dry-run", "--assume-configured", "--work-dir", work.path,
                                   "--manifest", manifest.path])
             #expect(result.status == 1, "stderr: \(result.stderr)")
             let rows = try upload.rows(try String(contentsOf: manifest, encoding: .utf8))

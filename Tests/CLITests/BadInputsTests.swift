@@ -33,7 +33,7 @@ struct BadInputsTests {
             let input = try cli.folder(present, in: dir)
             let work = dir.appendingPathComponent("work"), manifest = dir.appendingPathComponent("m.jsonl")
             // One worker: libvips keeps one error text per process, so each failure's words stay its own.
-            let result = cli.run(["run", input.path, "--dry-run", "--assume-configured", "--concurrency", "1",
+            let result = await cli.run(["run", input.path, "--dry-run", "--assume-configured", "--concurrency", "1",
                                   "--work-dir", work.path, "--manifest", manifest.path])
             #expect(result.status == 1)
             let rows = try cli.rows(try String(contentsOf: manifest, encoding: .utf8))
@@ -144,7 +144,7 @@ struct BadInputsTests {
             let overlay = dir.appendingPathComponent("limit.json")
             try #"{"stages": [{"name": "validate", "options": {"maxBytes": {"video": "10GB"}}}]}"#.write(to: overlay, atomically: true, encoding: .utf8)
             let work = dir.appendingPathComponent("work"), manifest = dir.appendingPathComponent("m.jsonl")
-            let result = cli.run(["run", input.path, "--dry-run", "--assume-configured", "--pipeline", "pipeline.json", "--pipeline", overlay.path,
+            let result = await cli.run(["run", input.path, "--dry-run", "--assume-configured", "--pipeline", "pipeline.json", "--pipeline", overlay.path,
                                   "--work-dir", work.path, "--manifest", manifest.path])
             #expect(result.status == 1, "\(result.stderr)")
             #expect(result.stderr.contains("rejected \(input.path)/big.mp4 — too_large: 11.00 GB is over the 10.00 GB limit"), "\(result.stderr)")
@@ -183,7 +183,7 @@ struct BadInputsTests {
                 .replacingOccurrences(of: "\"allowSVG\": false", with: "\"allowSVG\": true")
             try text.write(to: pipeline, atomically: true, encoding: .utf8)
             let manifest = dir.appendingPathComponent("m.jsonl")
-            let result = cli.run(["run", input.path, "--pipeline", pipeline.path, "--dry-run", "--assume-configured", "--manifest", manifest.path])
+            let result = await cli.run(["run", input.path, "--pipeline", pipeline.path, "--dry-run", "--assume-configured", "--manifest", manifest.path])
             #expect(result.status == 1)
             for row in try cli.rows(try String(contentsOf: manifest, encoding: .utf8)) {
                 let name = (row["source"] as! String).components(separatedBy: "/").last!

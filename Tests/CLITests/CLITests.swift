@@ -17,7 +17,7 @@ struct CLITests {
 
     /// Runs the binary. Unless the test passes credentials of its own (an empty value leaves a
     /// variable unset), every run gets the canaries, and its output and journal are searched for them.
-    func run(_ arguments: [String], environment: [String: String] = [:]) -> Shell.Result {
+    func run(_ arguments: [String], environment: [String: String] = [:]) async -> Shell.Result {
         var env = ["PATH": "/usr/bin:/bin", "HOME": NSTemporaryDirectory()]
         if !environment.keys.contains(where: { $0.hasPrefix("CLOUDFLARE_") }) {
             env.merge(Self.canaries.filter { !$0.key.hasPrefix("CLOUDFLARE_") || arguments.contains("--assume-configured") }) { _, new in new }
@@ -30,7 +30,7 @@ struct CLITests {
         }
         env.merge(environment) { _, new in new }
         env = env.filter { !$0.value.isEmpty }
-        let result = Shell.run(Self.binary, arguments, environment: env, directory: TestFiles.repoRoot)
+        let result = await Shell.runOnThread(Self.binary, arguments, environment: env, directory: TestFiles.repoRoot)
         Canaries.expectNone(in: result.stdout, "the standard output of `media-pipeline \(arguments.first ?? "")`")
         Canaries.expectNone(in: result.stderr, "the standard error of `media-pipeline \(arguments.first ?? "")`")
         if let journal {
@@ -70,15 +70,15 @@ struct CLITests {
         #expect(Canaries.found(in: Data("canary-probe- and other words, \(UUID().uuidString)".utf8)).isEmpty)
     }
 
-    @Test func helpAndVersionWorkForEveryCommand() {
-        #expect(run(["--version"]).stdout.hasPrefix("media-pipeline "))
+    @Test func helpAndVersionWorkForEveryCommand() async {
+        #expect(await run(["--version"]).stdout.hasPrefix("media-pipeline "))
         for command in ["run", "validate", "explain", "stages", "doctor", "delete", "live", "notify", "test", "schema"] {
-            let help = run([command, "--help"])
+            let help = await run([command, "--help"])
             #expect(help.status == 0 && help.stdout.contains("USAGE: media-pipeline \(command)"))
         }
-        let wrong = run(["rnu"])
+        let wrong = await run(["rnu"])
         #expect(wrong.status == 2 && wrong.stderr.contains("did you mean 'run'?") == false && wrong.stderr.contains("Did you mean 'run'?"))
-        #expect(run(["run", "--dryrun", "x"]).stderr.contains("did you mean '--dry-run'?"))
+        #expect(await run(["run", "--dryrun", "x"]).stderr.contains("did you mean '--dry-run'?"))
     }
 
     @Test func aDryRunPlansGoodFilesRejectsBadOnesAndLeaksNoSecret() async throws {
@@ -86,7 +86,7 @@ struct CLITests {
             let input = try folder(["photo.jpg", "rotated.jpg", "doc.pdf", "doc.docx", "clip.mp4", "lesson.png", "empty.jpg"], in: dir)
             let manifest = dir.appendingPathComponent("manifest.jsonl")
             let work = dir.appendingPathComponent("work")
-            let result = run(["run", input.path, "--dry-run", "--json", "--verbose", "--manifest", manifest.path, "--work-dir", work.path],
+            let result = await run(["run", input.path, "--dry-run", "--json", "--verbose", "--manifest", manifest.path, "--work-dir", work.path],
                              environment: Self.canaries.merging(["CLOUDFLARE_R2_BUCKET_NAME": "media"]) { a, _ in a })
             #expect(result.status == 1, "stderr: \(result.stderr)")
             let events = try rows(result.stdout)
@@ -114,18 +114,18 @@ struct CLITests {
         }
     }
 
-    @Test func explainAndValidateNeverPrintSecrets() throws {
-        let explain = run(["explain"], environment: Self.canaries)
+    @Test func explainAndValidateNeverPrintSecrets() async throws {
+        let explain = await run(["explain"], environment: Self.canaries)
         #expect(explain.status == 0)
         #expect(explain.stdout.contains("stage cloudflare-images (cloudflare.images): configured"))
-        let validate = run(["validate"], environment: Self.canaries)
+        let validate = await run(["validate"], environment: Self.canaries)
         #expect(validate.status == 0 && validate.stdout.contains("OK"))
         assertNoSecret([explain.stdout, explain.stderr, validate.stdout, validate.stderr])
     }
 
-    @Test func explainInputsShowsEachFilesPurposeAndRule() throws {
+    @Test func explainInputsShowsEachFilesPurposeAndRule() async throws {
         let course = try UploadTests.course()
-        let result = run(["explain", "--inputs", course.path])
+        let result = await run(["explain", "--inputs", course.path])
         #expect(result.status == 0, "stderr: \(result.stderr)")
         let lines = result.stdout.split(separator: "\n").map(String.init)
         #expect(lines.count == 12)
@@ -146,21 +146,21 @@ struct CLITests {
         (["run", "Tests", "--dry-run", "--concurrency", "0"], "--concurrency takes a number"),
         (["validate", "Package.swift"], "not valid JSON"),
     ])
-    func usageErrorsExitTwo(_ arguments: [String], _ message: String) {
-        let result = run(arguments)
+    func usageErrorsExitTwo(_ arguments: [String], _ message: String) async {
+        let result = await run(arguments)
         #expect(result.status == 2)
         #expect(result.stderr.contains(message), "stderr: \(result.stderr)")
     }
 
-    @Test func anHTTPEndpointForARemoteHostIsAConfigError() {
-        let result = run(["validate"], environment: ["CLOUDFLARE_API_BASE_URL": "http://api.example.com/client/v4"])
+    @Test func anHTTPEndpointForARemoteHostIsAConfigError() async {
+        let result = await run(["validate"], environment: ["CLOUDFLARE_API_BASE_URL": "http://api.example.com/client/v4"])
         #expect(result.status == 2)
         #expect(result.stderr.contains("CLOUDFLARE_API_BASE_URL must use https://"))
-        #expect(run(["validate"], environment: ["CLOUDFLARE_API_BASE_URL": "http://127.0.0.1:9/client/v4"]).status == 0)
+        #expect(await run(["validate"], environment: ["CLOUDFLARE_API_BASE_URL": "http://127.0.0.1:9/client/v4"]).status == 0)
     }
 
-    @Test func stagesListsEveryKindWithItsOptions() {
-        let result = run(["stages"])
+    @Test func stagesListsEveryKindWithItsOptions() async {
+        let result = await run(["stages"])
         for kind in ["validate", "classify", "image.transform", "route", "cloudflare.images", "cloudflare.r2", "cloudflare.stream", "notify.webhook", "exec"] {
             #expect(result.stdout.contains("\n\(kind)") || result.stdout.hasPrefix(kind))
         }

@@ -40,8 +40,8 @@ struct ExecRunTests {
             try Self.pdf(pages: 1, catalog: "/OpenAction << /S /Launch /F (calc.exe) >> ").write(to: input.appendingPathComponent("launch.pdf"))
             let manifest = dir.appendingPathComponent("manifest.jsonl")
             let pipeline = "examples/stages/pipeline.exec.json"
-            #expect(cli.run(["validate", pipeline]).status == 0)
-            let result = cli.run(["run", input.path, "--pipeline", pipeline, "--dry-run", "--assume-configured", "--no-journal",
+            #expect(await cli.run(["validate", pipeline]).status == 0)
+            let result = await cli.run(["run", input.path, "--pipeline", pipeline, "--dry-run", "--assume-configured", "--no-journal",
                                   "--manifest", manifest.path])
             #expect(result.status == 1, "stderr: \(result.stderr)")
             let rows = try cli.rows(try String(contentsOf: manifest, encoding: .utf8))
@@ -110,9 +110,9 @@ struct ExecRunTests {
             try pipeline(script, options: #""timeout": "1s", "environment": {"PIDS": "\#(pids.path)"}"#).write(to: file, atomically: true, encoding: .utf8)
             let manifest = dir.appendingPathComponent("manifest.jsonl")
             let started = ContinuousClock.now
-            let result = cli.run(["run", input.path, "--pipeline", file.path, "--dry-run", "--assume-configured", "--no-journal",
+            let result = await cli.run(["run", input.path, "--pipeline", file.path, "--dry-run", "--assume-configured", "--no-journal",
                                   "--concurrency", "1", "--manifest", manifest.path])
-            #expect(ContinuousClock.now - started < .seconds(20))
+            #expect(ContinuousClock.now - started < .seconds(90))  // the hang is killed after its 1 s timeout, never waited out
             #expect(result.status == 1, "stderr: \(result.stderr)")
             let rows = try cli.rows(try String(contentsOf: manifest, encoding: .utf8))
             let byName = Dictionary(uniqueKeysWithValues: rows.map { (($0["source"] as! String).components(separatedBy: "/").last!, $0) })
@@ -158,7 +158,7 @@ struct ExecRunTests {
             let file = dir.appendingPathComponent("pipeline.json")
             try pipeline(script, options: #""environment": {"GREETING": "${GREETING}"}"#).write(to: file, atomically: true, encoding: .utf8)
             let manifest = dir.appendingPathComponent("manifest.jsonl")
-            let result = cli.run(["run", input.path, "--pipeline", file.path, "--dry-run", "--no-journal", "--manifest", manifest.path],
+            let result = await cli.run(["run", input.path, "--pipeline", file.path, "--dry-run", "--no-journal", "--manifest", manifest.path],
                                  environment: CLITests.canaries.merging(["GREETING": "hello", "CLOUDFLARE_R2_BUCKET_NAME": "media"]) { a, _ in a })
             #expect(result.status == 0, "stderr: \(result.stderr)")
             let manifestText = try String(contentsOf: manifest, encoding: .utf8)

@@ -7,6 +7,9 @@ import Testing
 /// against every sink: the real binary talks to the proxy, the proxy forwards to the local fakes
 /// and breaks the requests a test names. Each test checks the exit code, the manifest row, what
 /// the fake behind the proxy holds and logged, and the proxy's own log.
+// One case at a time: each starts its own servers (moto takes seconds of CPU), and 28 at once would
+// crowd out the timing-sensitive suites running beside this one.
+@Suite(.serialized)
 struct FaultProxyTests {
     /// How a file leaves the tool, with what it takes to send one and to check that it arrived.
     enum Sink: String, CaseIterable, Sendable, CustomTestStringConvertible {
@@ -71,19 +74,19 @@ struct FaultProxyTests {
         let manifest: URL
         let journal: URL
 
-        init(_ sink: Sink, in dir: URL, tls: Bool = false) throws {
+        init(_ sink: Sink, in dir: URL, tls: Bool = false) async throws {
             self.sink = sink
             self.dir = dir
             if sink.usesCloudflare {
-                cloudflare = try CloudflareFake()
+                cloudflare = try await CloudflareFake()
                 s3 = nil
             } else {
                 cloudflare = nil
                 // A bucket of its own: a request another test's process sends to a port this
                 // server took over later names another bucket.
-                s3 = try S3Fake(arguments: ["--bucket", "fp-\(UUID().uuidString.prefix(8).lowercased())"])
+                s3 = try await S3Fake(arguments: ["--bucket", "fp-\(UUID().uuidString.prefix(8).lowercased())"])
             }
-            proxy = try FaultProxy(upstream: cloudflare?.server.base ?? s3?.server.base ?? "", tls: tls)
+            proxy = try await FaultProxy(upstream: cloudflare?.server.base ?? s3?.server.base ?? "", tls: tls)
             input = dir.appendingPathComponent("in")
             try FileManager.default.createDirectory(at: input.appendingPathComponent("videos"), withIntermediateDirectories: true)
             switch sink {
@@ -114,11 +117,11 @@ struct FaultProxyTests {
 
         /// Runs the binary on the one file (quick retries, parts and chunks of 5 MiB) and returns
         /// its result and the file's manifest row.
-        func run(_ settings: [String] = []) throws -> (result: Shell.Result, row: JSONValue) {
+        func run(_ settings: [String] = []) async throws -> (result: Shell.Result, row: JSONValue) {
             let sizes = ["stages.r2.options.multipartThreshold=6MB", "stages.r2.options.partSize=5MiB",
                          "stages.stream.options.chunkSize=5MiB"]
             let pipeline = try UploadTests().pipeline(in: dir)
-            let result = CLITests().run(["run", input.path, "--pipeline", pipeline.path, "--manifest", manifest.path,
+            let result = await CLITests().run(["run", input.path, "--pipeline", pipeline.path, "--manifest", manifest.path,
                                          "--journal", journal.path] + (sizes + settings).flatMap { ["--set", $0] },
                                         environment: environment)
             let rows = try UploadTests().rows(try String(contentsOf: manifest, encoding: .utf8))
@@ -223,7 +226,7 @@ struct FaultProxyTests {
     /// the retries they cost (nil: not counted), one complete copy stored. Returns the manifest row.
     func recovers(_ rig: Rig, from script: [JSONValue], settings: [String] = [], retries: Int?) async throws -> JSONValue {
         try await rig.proxy.script(script)
-        let (result, row) = try rig.run(settings)
+        let (result, row) = try await rig.run(settings)
         #expect(result.status == 0, "stderr: \(result.stderr)")
         if let retries { #expect(row["result"]?["retries"] == .number(Double(retries)), "row: \(row)") }
         try await rig.expectStored(row)
@@ -234,7 +237,7 @@ struct FaultProxyTests {
           arguments: Sink.allCases)
     func aResetMidBodyIsRetried(_ sink: Sink) async throws {
         try await TestFiles.withTemporaryDirectory { dir in
-            let rig = try Rig(sink, in: dir)
+            let rig = try await Rig(sink, in: dir)
             _ = try await recovers(rig, from: [["match": .string(sink.target), "reset_after": .number(Double(sink.resetAfter))]], retries: 1)
 
             // The proxy cut exactly one connection, inside the target request.
@@ -270,7 +273,7 @@ struct FaultProxyTests {
           arguments: Sink.allCases)
     func aLostAnswerLeavesOneCopy(_ sink: Sink) async throws {
         try await TestFiles.withTemporaryDirectory { dir in
-            let rig = try Rig(sink, in: dir)
+            let rig = try await Rig(sink, in: dir)
             // 12 bytes of the answer get through ("HTTP/1.1 200"), then both sides are reset.
             let row = try await recovers(rig, from: [["match": .string(sink.target), "reset_after": 12, "direction": "down"]], retries: 1)
 
@@ -303,7 +306,7 @@ struct FaultProxyTests {
           arguments: Sink.allCases)
     func badGatewayThenUnavailableThenSuccess(_ sink: Sink) async throws {
         try await TestFiles.withTemporaryDirectory { dir in
-            let rig = try Rig(sink, in: dir)
+            let rig = try await Rig(sink, in: dir)
             _ = try await recovers(rig, from: [["match": .string(sink.target), "respond": 502],
                                                ["match": .string(sink.target), "respond": 503, "headers": ["Retry-After": "0"]]],
                                    retries: 2)
@@ -323,7 +326,7 @@ struct FaultProxyTests {
           arguments: Sink.allCases)
     func aStallThatClearsIsRetried(_ sink: Sink) async throws {
         try await TestFiles.withTemporaryDirectory { dir in
-            let rig = try Rig(sink, in: dir)
+            let rig = try await Rig(sink, in: dir)
             // The proxy would hold the request for 60 s; the tool gives up after 3 s without a byte.
             _ = try await recovers(rig, from: [["match": .string(sink.target), "stall": 60]], settings: ["limits.idleTimeout=3s"], retries: 1)
 
@@ -345,9 +348,9 @@ struct FaultProxyTests {
           arguments: Sink.allCases)
     func aStallThatNeverClearsFailsTheFile(_ sink: Sink) async throws {
         try await TestFiles.withTemporaryDirectory { dir in
-            let rig = try Rig(sink, in: dir)
+            let rig = try await Rig(sink, in: dir)
             try await rig.proxy.script([["match": .string(sink.target), "stall": true, "times": 3]])
-            let (result, row) = try rig.run(["limits.idleTimeout=3s", "limits.retry.attempts=3"])
+            let (result, row) = try await rig.run(["limits.idleTimeout=3s", "limits.retry.attempts=3"])
             #expect(result.status == 4, "stderr: \(result.stderr)")
             #expect(row["status"] == "failed" && row["reason"] == "timeout", "row: \(row)")
 
@@ -373,7 +376,7 @@ struct FaultProxyTests {
                 #expect(videos.objectPairsCount == 1)
             }
 
-            let (again, rerunRow) = try rig.run(["limits.idleTimeout=3s"])
+            let (again, rerunRow) = try await rig.run(["limits.idleTimeout=3s"])
             #expect(again.status == 0, "stderr: \(again.stderr)")
             try await rig.expectStored(rerunRow)
         }
@@ -383,7 +386,7 @@ struct FaultProxyTests {
           arguments: Sink.allCases)
     func latencyAndDripStillDeliver(_ sink: Sink) async throws {
         try await TestFiles.withTemporaryDirectory { dir in
-            let rig = try Rig(sink, in: dir)
+            let rig = try await Rig(sink, in: dir)
             // A slow transfer keeps moving, so even a short idle timeout does not cut it.
             _ = try await recovers(rig, from: [["latency": 0.005, "drip": 48, "interval": 0.01, "direction": "down", "times": 100]],
                                    settings: ["limits.idleTimeout=5s"], retries: nil)
@@ -402,9 +405,9 @@ struct FaultProxyTests {
           arguments: Sink.allCases)
     func anUntrustedCertificateIsFatal(_ sink: Sink) async throws {
         try await TestFiles.withTemporaryDirectory { dir in
-            let rig = try Rig(sink, in: dir, tls: true)
+            let rig = try await Rig(sink, in: dir, tls: true)
             #expect(rig.proxy.endpoint.hasPrefix("https://"))
-            let (result, row) = try rig.run()
+            let (result, row) = try await rig.run()
             #expect(result.status == 3, "stderr: \(result.stderr)")
             #expect(result.stderr.contains("certificate is not trusted (no insecure fallback)"), "stderr: \(result.stderr)")
             #expect(row["status"] == "failed" && row["reason"] == "tls_untrusted", "row: \(row)")

@@ -46,13 +46,13 @@ struct NotifyTests {
         }
     }
 
-    func setup(_ dir: URL, files: [String] = ["photo.jpg", "doc.pdf", "lesson.png"], options: [String: String] = [:]) throws -> Setup {
-        Setup(cloudflare: try CloudflareFake(), s3: try S3Fake(), input: try cli.folder(files, in: dir),
+    func setup(_ dir: URL, files: [String] = ["photo.jpg", "doc.pdf", "lesson.png"], options: [String: String] = [:]) async throws -> Setup {
+        Setup(cloudflare: try await CloudflareFake(), s3: try await S3Fake(), input: try cli.folder(files, in: dir),
               pipeline: try pipeline(in: dir, options: options), journal: dir.appendingPathComponent("journal.db"))
     }
 
-    func run(_ setup: Setup, url: String, _ more: [String] = []) -> Shell.Result {
-        cli.run(["run", setup.input.path, "--pipeline", setup.pipeline.path, "--journal", setup.journal.path] + more,
+    func run(_ setup: Setup, url: String, _ more: [String] = []) async -> Shell.Result {
+        await cli.run(["run", setup.input.path, "--pipeline", setup.pipeline.path, "--journal", setup.journal.path] + more,
                 environment: setup.environment(url: url))
     }
 
@@ -61,10 +61,10 @@ struct NotifyTests {
     }
 
     @Test func everyEndedFileIsAnnouncedOnceWithAValidSignature() async throws {
-        let receiver = try WebhookReceiver()
+        let receiver = try await WebhookReceiver()
         try await TestFiles.withTemporaryDirectory { dir in
-            let setup = try setup(dir)
-            let result = run(setup, url: receiver.url, ["--json"])
+            let setup = try await setup(dir)
+            let result = await run(setup, url: receiver.url, ["--json"])
             #expect(result.status == 1, "one file is rejected; stderr: \(result.stderr)")
             let deliveries = try await receiver.deliveries()
             #expect(deliveries.count == 4 && deliveries.allSatisfy { $0["verified"] == .bool(true) && $0["status"] == 200 })
@@ -84,7 +84,7 @@ struct NotifyTests {
 
             // A rerun finds every file done: no upload, no new asset event, one new batch event.
             let before = try await setup.uploadRequests()
-            let again = run(setup, url: receiver.url)
+            let again = await run(setup, url: receiver.url)
             #expect(again.status == 1, "stderr: \(again.stderr)")
             #expect(try await setup.uploadRequests() == before)
             #expect(types(try await receiver.processed()) == ["asset.rejected", "asset.uploaded", "asset.uploaded", "batch.completed", "batch.completed"])
@@ -94,12 +94,12 @@ struct NotifyTests {
     @Test("H1: the receiver is down for the whole run: uploads finish, exit 5, the next run delivers without re-uploading")
     func aReceiverThatIsDownGetsTheBacklogFromTheNextRun() async throws {
         try await TestFiles.withTemporaryDirectory { dir in
-            let setup = try setup(dir, files: ["photo.jpg", "doc.pdf"])
+            let setup = try await setup(dir, files: ["photo.jpg", "doc.pdf"])
             // Held by a socket that never listens: refused, and taken by no other test's server.
             let reserved = try ReservedPort()
             let port = reserved.port
             let url = "http://127.0.0.1:\(port)/hooks/media"
-            let first = run(setup, url: url)
+            let first = await run(setup, url: url)
             #expect(first.status == 5, "stderr: \(first.stderr)")
             #expect(first.stderr.contains("notify 'notify': cannot deliver"))
             #expect(first.stderr.contains("3 pending") && first.stderr.contains("notify flush"))
@@ -108,8 +108,8 @@ struct NotifyTests {
             #expect(uploaded == 2)
 
             reserved.release()
-            let receiver = try WebhookReceiver(port: port)
-            let second = run(setup, url: url)
+            let receiver = try await WebhookReceiver(port: port)
+            let second = await run(setup, url: url)
             #expect(second.status == 0, "stderr: \(second.stderr)")
             #expect(try await setup.uploadRequests() == uploaded)
             let processed = try await receiver.processed()
@@ -121,19 +121,19 @@ struct NotifyTests {
 
     @Test func notifyFlushDeliversTheBacklogWithoutRunningAnything() async throws {
         try await TestFiles.withTemporaryDirectory { dir in
-            let setup = try setup(dir, files: ["photo.jpg", "doc.pdf"])
+            let setup = try await setup(dir, files: ["photo.jpg", "doc.pdf"])
             let reserved = try ReservedPort()
             let port = reserved.port
             let url = "http://127.0.0.1:\(port)/hooks/media"
-            #expect(run(setup, url: url).status == 5)
-            let status = cli.run(["notify", "status", "--pipeline", setup.pipeline.path, "--journal", setup.journal.path],
+            await #expect(run(setup, url: url).status == 5)
+            let status = await cli.run(["notify", "status", "--pipeline", setup.pipeline.path, "--journal", setup.journal.path],
                                  environment: setup.environment(url: url))
             #expect(status.status == 0 && status.stdout.contains("notify: 3 pending, 0 delivered"), "\(status.stdout)\(status.stderr)")
             let uploaded = try await setup.uploadRequests()
 
             reserved.release()
-            let receiver = try WebhookReceiver(port: port)
-            let flush = cli.run(["notify", "flush", "--pipeline", setup.pipeline.path, "--journal", setup.journal.path],
+            let receiver = try await WebhookReceiver(port: port)
+            let flush = await cli.run(["notify", "flush", "--pipeline", setup.pipeline.path, "--journal", setup.journal.path],
                                 environment: setup.environment(url: url))
             #expect(flush.status == 0, "stderr: \(flush.stderr)")
             #expect(flush.stderr.contains("notifications: 3 delivered, 0 pending"))
@@ -148,11 +148,11 @@ struct NotifyTests {
 
     @Test("H3: a receiver slower than the timeout gets the event again with the same id and processes it once")
     func aSlowReceiverSeesARetryWithTheSameID() async throws {
-        let receiver = try WebhookReceiver()
+        let receiver = try await WebhookReceiver()
         try await receiver.script(delayFirst: 2.5)
         try await TestFiles.withTemporaryDirectory { dir in
-            let setup = try setup(dir, files: ["doc.pdf"], options: ["flushTimeout": "20s"])
-            let result = run(setup, url: receiver.url)
+            let setup = try await setup(dir, files: ["doc.pdf"], options: ["flushTimeout": "20s"])
+            let result = await run(setup, url: receiver.url)
             #expect(result.status == 0, "stderr: \(result.stderr)")
             // The receiver logs a slow delivery when it answers, after the run has moved on.
             var deliveries = try await receiver.deliveries()
@@ -169,11 +169,11 @@ struct NotifyTests {
     }
 
     @Test func aReceiverThat4xxsIsNotRetriedButA503Is() async throws {
-        let receiver = try WebhookReceiver()
+        let receiver = try await WebhookReceiver()
         try await receiver.script(statuses: [400, 503])
         try await TestFiles.withTemporaryDirectory { dir in
-            let setup = try setup(dir, files: ["doc.pdf"])
-            let result = run(setup, url: receiver.url)
+            let setup = try await setup(dir, files: ["doc.pdf"])
+            let result = await run(setup, url: receiver.url)
             // One event refused for good: the run says so with 5.
             #expect(result.status == 5, "stderr: \(result.stderr)")
             #expect(result.stderr.contains("notify_refused") && result.stderr.contains("HTTP 400"))
@@ -189,15 +189,15 @@ struct NotifyTests {
 
     @Test func anEventOlderThanMaxAgeIsGivenUp() async throws {
         try await TestFiles.withTemporaryDirectory { dir in
-            let setup = try setup(dir, files: ["doc.pdf"], options: ["maxAge": "2s", "flushTimeout": "1s"])
+            let setup = try await setup(dir, files: ["doc.pdf"], options: ["maxAge": "2s", "flushTimeout": "1s"])
             let reserved = try ReservedPort()
             let port = reserved.port
             let url = "http://127.0.0.1:\(port)/hooks/media"
-            #expect(run(setup, url: url).status == 5)
+            await #expect(run(setup, url: url).status == 5)
             try await Task.sleep(for: .seconds(2.5))
             reserved.release()
-            let receiver = try WebhookReceiver(port: port)
-            let flush = cli.run(["notify", "flush", "--pipeline", setup.pipeline.path, "--journal", setup.journal.path],
+            let receiver = try await WebhookReceiver(port: port)
+            let flush = await cli.run(["notify", "flush", "--pipeline", setup.pipeline.path, "--journal", setup.journal.path],
                                 environment: setup.environment(url: url))
             #expect(flush.status == 5)
             #expect(flush.stderr.components(separatedBy: "notify_expired").count == 3, "stderr: \(flush.stderr)")
@@ -208,10 +208,10 @@ struct NotifyTests {
 
     @Test func withoutAJournalUndeliveredEventsAreReportedLost() async throws {
         try await TestFiles.withTemporaryDirectory { dir in
-            let setup = try setup(dir, files: ["doc.pdf"], options: ["flushTimeout": "1s"])
+            let setup = try await setup(dir, files: ["doc.pdf"], options: ["flushTimeout": "1s"])
             let reserved = try ReservedPort()
             let url = "http://127.0.0.1:\(reserved.port)/hooks/media"
-            let result = cli.run(["run", setup.input.path, "--pipeline", setup.pipeline.path, "--no-journal"],
+            let result = await cli.run(["run", setup.input.path, "--pipeline", setup.pipeline.path, "--no-journal"],
                                  environment: setup.environment(url: url))
             #expect(result.status == 5)
             #expect(result.stderr.contains("this run has no journal, so they are lost"))
@@ -230,7 +230,7 @@ struct NotifyTests {
             let pipeline = try pipeline(in: dir)
             var env = ["NOTIFY_URL": "http://127.0.0.1:9/x", "NOTIFY_SECRET": WebhookReceiver.secret]
             env[name] = value
-            let result = cli.run(["validate", pipeline.path], environment: env)
+            let result = await cli.run(["validate", pipeline.path], environment: env)
             #expect(result.status == 2)
             #expect(result.stderr.contains(message), "stderr: \(result.stderr)")
             if name == "NOTIFY_SECRET" { #expect(!result.stderr.contains(value)) }

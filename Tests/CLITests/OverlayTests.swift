@@ -18,11 +18,11 @@ struct OverlayTests {
     }
 
     /// A dry-run of big.png (3000x2000) with these extra arguments; returns its plan.
-    func plan(_ extra: [String], in dir: URL) throws -> [String: Any] {
+    func plan(_ extra: [String], in dir: URL) async throws -> [String: Any] {
         let input = try cli.folder(["big.png"], in: dir.appendingPathComponent(UUID().uuidString))
         let manifest = dir.appendingPathComponent("\(UUID().uuidString).jsonl")
         let work = dir.appendingPathComponent("work-\(UUID().uuidString)")
-        let result = cli.run(["run", input.path, "--dry-run", "--assume-configured", "--manifest", manifest.path, "--work-dir", work.path,
+        let result = await cli.run(["run", input.path, "--dry-run", "--assume-configured", "--manifest", manifest.path, "--work-dir", work.path,
                               "--pipeline", "pipeline.json", "--pipeline", Self.overlay] + extra)
         #expect(result.status == 0, "stderr: \(result.stderr)")
         let row = try row("big.png", manifest: manifest)
@@ -34,24 +34,24 @@ struct OverlayTests {
         try await TestFiles.withTemporaryDirectory { dir in
             let original = try #require((try FileManager.default.attributesOfItem(atPath: try TestFiles.fixture("big.png").path)[.size] as? NSNumber)?.intValue)
             // The overlay's thumbnail preset: 2048 px WebP.
-            let thumbnail = try plan(["--purpose", "thumbnail"], in: dir)
+            let thumbnail = try await plan(["--purpose", "thumbnail"], in: dir)
             let webp = try #require(thumbnail["path"] as? String)
             #expect(webp.hasSuffix(".webp"))
             #expect(width(webp) == 2048)
             // The overlay caps the images stage at 2048 px; --set, applied after it, wins.
-            let capped = try plan([], in: dir)
+            let capped = try await plan([], in: dir)
             #expect(width(try #require(capped["path"] as? String)) == 2048)
-            let set = try plan(["--set", "stages.images.options.maxDimension=1000"], in: dir)
+            let set = try await plan(["--set", "stages.images.options.maxDimension=1000"], in: dir)
             #expect(width(try #require(set["path"] as? String)) == 1000)
             // A disabled stage is not applied: the original bytes are planned.
-            let off = try plan(["--set", "stages.images.enabled=false"], in: dir)
+            let off = try await plan(["--set", "stages.images.enabled=false"], in: dir)
             #expect(off["bytes"] as? Int == original)
             #expect(width(try #require(off["path"] as? String)) == 3000)
         }
     }
 
-    @Test func explainOriginsNamesTheFileLineTheEnvironmentAndSet() {
-        let result = cli.run(["explain", "--pipeline", "pipeline.json", "--pipeline", Self.overlay, "--origins",
+    @Test func explainOriginsNamesTheFileLineTheEnvironmentAndSet() async {
+        let result = await cli.run(["explain", "--pipeline", "pipeline.json", "--pipeline", Self.overlay, "--origins",
                               "--set", "limits.uploads=3", "--set", "purposes.avatar.prefix=${SCHOOL}/avatars/",
                               "--set", "purposes.lesson-video.prefix=${CLOUDFLARE_API_TOKEN}/"],
                              environment: CLITests.canaries.merging(["SCHOOL": "school-a"]) { a, _ in a })
@@ -69,7 +69,7 @@ struct OverlayTests {
         #expect(lines.contains("stage images (image.transform)"))
         cli.assertNoSecret([result.stdout, result.stderr])
         // Without --origins the document is printed as before, merged.
-        let plain = cli.run(["explain", "pipeline.json", "--pipeline", Self.overlay])
+        let plain = await cli.run(["explain", "pipeline.json", "--pipeline", Self.overlay])
         #expect(plain.status == 0 && plain.stdout.contains(#""format": "webp""#))
     }
 
@@ -82,19 +82,19 @@ struct OverlayTests {
             }
             // A route rule naming a sink an overlay turned off: the loader's error says which file did.
             let off = try file("no-r2.json", #"{"stages": [{"name": "r2", "enabled": false}]}"#)
-            let routed = cli.run(["validate", "--pipeline", "pipeline.json", "--pipeline", off])
+            let routed = await cli.run(["validate", "--pipeline", "pipeline.json", "--pipeline", off])
             #expect(routed.status == 2)
             #expect(routed.stderr.contains("pipeline.json:30: error: stages[3].options.rules[0].to[1]: 'r2' is not the name of a sink stage"),
                     "stderr: \(routed.stderr)")
             #expect(routed.stderr.contains("stage 'r2' was disabled by \(off):1"))
             let kind = try file("kind.json", "{\n  \"stages\": [ { \"name\": \"images\", \"kind\": \"route\" } ]\n}")
-            let changed = cli.run(["run", "Tests", "--dry-run", "--pipeline", "pipeline.json", "--pipeline", kind])
+            let changed = await cli.run(["run", "Tests", "--dry-run", "--pipeline", "pipeline.json", "--pipeline", kind])
             #expect(changed.status == 2)
             #expect(changed.stderr.contains("\(kind): error: stages[0].kind: changes the kind of stage 'images' from 'image.transform' (pipeline.json:26) to 'route'"),
                     "stderr: \(changed.stderr)")
-            let unknown = cli.run(["explain", "--set", "stages.imgs.options.maxDimension=1"])
+            let unknown = await cli.run(["explain", "--set", "stages.imgs.options.maxDimension=1"])
             #expect(unknown.status == 2 && unknown.stderr.contains("no stage named 'imgs' (did you mean 'images'?)"), "stderr: \(unknown.stderr)")
-            let valid = cli.run(["validate", "--pipeline", "pipeline.json", "--pipeline", Self.overlay, "--set", "stages.classify.enabled=false"])
+            let valid = await cli.run(["validate", "--pipeline", "pipeline.json", "--pipeline", Self.overlay, "--set", "stages.classify.enabled=false"])
             #expect(valid.status == 0 && valid.stdout.contains("pipeline.json + \(Self.overlay): OK, 6 stages"), "\(valid.stderr)")
         }
     }

@@ -17,11 +17,11 @@ struct PipelineCaseTests {
         return folder
     }
 
-    @Test func theExampleCasesPassWithTheDefaultPipeline() throws {
+    @Test func theExampleCasesPassWithTheDefaultPipeline() async throws {
         let names = try FileManager.default.contentsOfDirectory(atPath: Self.examples.path)
             .filter { FileManager.default.fileExists(atPath: Self.examples.appendingPathComponent("\($0)/expect.json").path) }.sorted()
         #expect(names.count >= 8)
-        let result = cli.run(["test", "--assume-configured", "examples/cases"])
+        let result = await cli.run(["test", "--assume-configured", "examples/cases"])
         #expect(result.status == 0, "stdout: \(result.stdout)\nstderr: \(result.stderr)")
         for name in names { #expect(result.stdout.contains("PASS examples/cases/\(name)\n"), "\(name): \(result.stdout)") }
         #expect(!result.stdout.contains("FAIL"))
@@ -33,14 +33,14 @@ struct PipelineCaseTests {
             let folder = try makeCase(in: dir, named: "pdf-to-images", inputFrom: "material-pdf-to-r2", expect: """
                 {"expect": {"status": "planned", "sink": "cloudflare-images", "purpose": "course-material", "key": "materials/*.pdf"}}
                 """)
-            let result = cli.run(["test", "--assume-configured", folder.path])
+            let result = await cli.run(["test", "--assume-configured", folder.path])
             #expect(result.status == 1, "stdout: \(result.stdout)\nstderr: \(result.stderr)")
             #expect(result.stdout.contains("FAIL \(folder.path)"))
             #expect(result.stdout.contains(#"  sink: expected "cloudflare-images", got "r2""#), "\(result.stdout)")
             #expect(!result.stdout.contains("  purpose:") && !result.stdout.contains("  key:"))
             #expect(result.stdout.contains("1 case: 0 passed, 1 failed"))
 
-            let json = cli.run(["test", "--assume-configured", "--json", folder.path])
+            let json = await cli.run(["test", "--assume-configured", "--json", folder.path])
             #expect(json.status == 1)
             let events = try cli.rows(json.stdout)
             #expect(events.count == 2)
@@ -57,7 +57,7 @@ struct PipelineCaseTests {
         try await TestFiles.withTemporaryDirectory { dir in
             let folder = try makeCase(in: dir, named: "wrong-prefix", inputFrom: "lesson-resource-to-r2",
                                       expect: #"{"expect": {"key": "materials/*.pdf"}}"#)
-            let result = cli.run(["test", "--assume-configured", folder.path])
+            let result = await cli.run(["test", "--assume-configured", folder.path])
             #expect(result.status == 1)
             #expect(result.stdout.contains(#"  key: expected "materials/*.pdf", got "resources/"#), "\(result.stdout)")
         }
@@ -70,20 +70,20 @@ struct PipelineCaseTests {
             let twoFiles = try makeCase(in: dir, named: "two-files", inputFrom: "material-pdf-to-r2",
                                         expect: #"{"expect": {"sink": "r2"}}"#)
             try Data("x".utf8).write(to: twoFiles.appendingPathComponent("input/other.txt"))
-            let result = cli.run(["test", "--assume-configured", dir.path])
+            let result = await cli.run(["test", "--assume-configured", dir.path])
             #expect(result.status == 2)
             #expect(result.stdout.isEmpty, "nothing runs: \(result.stdout)")
             #expect(result.stderr.contains("\(misspelt.path)/expect.json: expect.sikn: unknown key 'sikn' (did you mean 'sink'?)"), "\(result.stderr)")
             #expect(result.stderr.contains("expect.status: 'plannd' is not known (did you mean 'planned'?)"))
             #expect(result.stderr.contains("purpose: 'avatr' is not a purpose of this pipeline (did you mean 'avatar'?)"))
             #expect(result.stderr.contains("\(twoFiles.path)/input holds 2 files"))
-            #expect(cli.run(["test", dir.appendingPathComponent("nowhere").path]).status == 2)
-            #expect(cli.run(["test"]).status == 2)
+            #expect(await cli.run(["test", dir.appendingPathComponent("nowhere").path]).status == 2)
+            #expect(await cli.run(["test"]).status == 2)
         }
     }
 
-    @Test func theCommittedSchemaIsTheCommandsOutput() throws {
-        let result = cli.run(["schema"])
+    @Test func theCommittedSchemaIsTheCommandsOutput() async throws {
+        let result = await cli.run(["schema"])
         #expect(result.status == 0)
         let committed = try String(contentsOf: TestFiles.repoRoot.appendingPathComponent("pipeline.schema.json"), encoding: .utf8)
         #expect(result.stdout == committed, "run 'media-pipeline schema > pipeline.schema.json' and commit it")

@@ -60,18 +60,18 @@ struct ResumeTests {
 
     @Test("G5: a rerun with the journal uploads nothing and says unchanged; without it, R2 and Images find their copies")
     func rerunOfAFinishedImport() async throws {
-        let cloudflare = try CloudflareFake()
-        let s3 = try S3Fake()
+        let cloudflare = try await CloudflareFake()
+        let s3 = try await S3Fake()
         try await TestFiles.withTemporaryDirectory { dir in
             let env = cloudflare.environment.merging(s3.environment) { a, _ in a }
             let course = try cleanCourse(in: dir), pipeline = try upload.pipeline(in: dir)
             let journal = dir.appendingPathComponent("state/journal.db")
-            let first = cli.run(["run", course.path, "--pipeline", pipeline.path, "--journal", journal.path, "--json"], environment: env)
+            let first = await cli.run(["run", course.path, "--pipeline", pipeline.path, "--journal", journal.path, "--json"], environment: env)
             #expect(first.status == 0, "stderr: \(first.stderr)")
             #expect(try assets(first).allSatisfy { $0["status"] == "uploaded" })
             let requests = try await cloudflare.server.log().count + s3.server.log().count
 
-            let again = cli.run(["run", course.path, "--pipeline", pipeline.path, "--journal", journal.path, "--json"], environment: env)
+            let again = await cli.run(["run", course.path, "--pipeline", pipeline.path, "--journal", journal.path, "--json"], environment: env)
             #expect(again.status == 0)
             let rows = try assets(again)
             let firstRows = try assets(first)
@@ -82,7 +82,7 @@ struct ResumeTests {
             #expect(integrity(journal) == "ok")
 
             // Without the journal: R2 objects are found by their sha256, images by their content-derived id.
-            let bare = cli.run(["run", course.path, "--pipeline", pipeline.path, "--no-journal", "--json"], environment: env)
+            let bare = await cli.run(["run", course.path, "--pipeline", pipeline.path, "--no-journal", "--json"], environment: env)
             #expect(bare.status == 0)
             let r2AndImages = try assets(bare).filter { $0["sink"] == "r2" || $0["sink"] == "cloudflare-images" }
             #expect(!r2AndImages.isEmpty && r2AndImages.allSatisfy { $0["result"]?["existing"] == true })
@@ -91,7 +91,7 @@ struct ResumeTests {
 
     @Test("a file changed since it was journaled is imported again")
     func changedFileIsImportedAgain() async throws {
-        let s3 = try S3Fake()
+        let s3 = try await S3Fake()
         try await TestFiles.withTemporaryDirectory { dir in
             let folder = dir.appendingPathComponent("in")
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -99,9 +99,9 @@ struct ResumeTests {
             try Data("other\n".utf8).write(to: folder.appendingPathComponent("more.txt"))
             let journal = dir.appendingPathComponent("j.db"), pipeline = try upload.pipeline(in: dir)
             let args = ["run", folder.path, "--pipeline", pipeline.path, "--journal", journal.path, "--json"]
-            #expect(cli.run(args, environment: s3.environment).status == 0)
+            #expect(await cli.run(args, environment: s3.environment).status == 0)
             try Data("second, longer text\n".utf8).write(to: folder.appendingPathComponent("notes.txt"))
-            let again = cli.run(args, environment: s3.environment)
+            let again = await cli.run(args, environment: s3.environment)
             let rows = try assets(again)
             #expect(rows.first { string($0["source"])?.hasSuffix("notes.txt") == true }?["status"] == "uploaded")
             #expect(rows.first { string($0["source"])?.hasSuffix("more.txt") == true }?["status"] == "unchanged")
@@ -110,19 +110,19 @@ struct ResumeTests {
 
     @Test("G1: killed after part 2 of 4 of a multipart upload, the rerun sends only the missing parts")
     func multipartResumesFromItsParts() async throws {
-        let s3 = try S3Fake()
+        let s3 = try await S3Fake()
         try await TestFiles.withTemporaryDirectory { dir in
             let (args, journal) = try multipartImport(in: dir, bytes: 16 * 1024 * 1024 + 12_345)
             var env = s3.environment
             env["MEDIA_PIPELINE_CRASH_AT"] = "after_part_uploaded:2"
-            let crashed = cli.run(args, environment: env)
+            let crashed = await cli.run(args, environment: env)
             #expect(crashed.status == SIGKILL, "expected the crash point to kill the run: \(crashed.stderr)")
             let before = try await s3.server.log()
             let partsBefore = before.filter { $0["method"] == "PUT" && string($0["query"])?.contains("partNumber") == true }.count
             #expect(partsBefore >= 2)
             #expect(integrity(journal) == "ok")
 
-            let resumed = cli.run(args, environment: s3.environment)
+            let resumed = await cli.run(args, environment: s3.environment)
             #expect(resumed.status == 0, "stderr: \(resumed.stderr)")
             let after = try await s3.server.log().dropFirst(before.count)
             let partsAfter = after.filter { $0["method"] == "PUT" && string($0["query"])?.contains("partNumber") == true }
@@ -141,17 +141,17 @@ struct ResumeTests {
 
     @Test("killed after R2 created a multipart upload but before its id was journaled, the rerun finds that upload and leaves none open")
     func multipartCreatedButNotJournaledIsAdopted() async throws {
-        let s3 = try S3Fake()
+        let s3 = try await S3Fake()
         try await TestFiles.withTemporaryDirectory { dir in
             let (args, journal) = try multipartImport(in: dir, bytes: 11 * 1024 * 1024)
             var env = s3.environment
             env["MEDIA_PIPELINE_CRASH_AT"] = "after_multipart_created"
-            let crashed = cli.run(args, environment: env)
+            let crashed = await cli.run(args, environment: env)
             #expect(crashed.status == SIGKILL, "expected the crash point to kill the run: \(crashed.stderr)")
             guard case let .array(open) = try await s3.server.control("/__fake/multipart") else { Issue.record("no listing"); return }
             #expect(open.count == 1, "the crashed run should have left its new upload open: \(open)")
 
-            let resumed = cli.run(args, environment: s3.environment)
+            let resumed = await cli.run(args, environment: s3.environment)
             #expect(resumed.status == 0, "stderr: \(resumed.stderr)")
             let log = try await s3.server.log()
             let creates = log.filter { $0["method"] == "POST" && string($0["query"]) == "uploads" }
@@ -167,8 +167,8 @@ struct ResumeTests {
 
     @Test("G3: killed after the provider committed but before the journal recorded it, the rerun reconciles without duplicates")
     func commitBeforeJournalIsReconciled() async throws {
-        let cloudflare = try CloudflareFake()
-        let s3 = try S3Fake()
+        let cloudflare = try await CloudflareFake()
+        let s3 = try await S3Fake()
         try await TestFiles.withTemporaryDirectory { dir in
             let env = cloudflare.environment.merging(s3.environment) { a, _ in a }
             let course = try cleanCourse(in: dir), pipeline = try upload.pipeline(in: dir)
@@ -177,11 +177,11 @@ struct ResumeTests {
             for point in 1...3 {
                 var crashEnv = env
                 crashEnv["MEDIA_PIPELINE_CRASH_AT"] = "after_remote_commit_before_journal:\(point)"
-                let crashed = cli.run(args, environment: crashEnv)
+                let crashed = await cli.run(args, environment: crashEnv)
                 #expect(crashed.status == SIGKILL)
                 #expect(integrity(journal) == "ok")
             }
-            let final = cli.run(args, environment: env)
+            let final = await cli.run(args, environment: env)
             #expect(final.status == 0, "stderr: \(final.stderr)")
             let rows = try assets(final)
             #expect(rows.allSatisfy { $0["status"] == "uploaded" || $0["status"] == "unchanged" })
@@ -225,8 +225,8 @@ struct ResumeTests {
 
     @Test("killed at 20 random moments, then run to the end: every file ends once, the remote side holds exactly one copy of each")
     func randomKillsThenResume() async throws {
-        let cloudflare = try CloudflareFake()
-        let s3 = try S3Fake()
+        let cloudflare = try await CloudflareFake()
+        let s3 = try await S3Fake()
         try await slowUploads(cloudflare, s3, seconds: 0.15)
         try await TestFiles.withTemporaryDirectory { dir in
             let env = cloudflare.environment.merging(s3.environment) { a, _ in a }
@@ -254,7 +254,7 @@ struct ResumeTests {
             #expect(kills >= 20)
             try await cloudflare.server.faults([])
             try await s3.server.faults([])
-            let final = cli.run(args, environment: env)
+            let final = await cli.run(args, environment: env)
             #expect(final.status == 0, "stderr: \(final.stderr)")
             let rows = try assets(final)
             #expect(rows.count == 41)
@@ -267,8 +267,8 @@ struct ResumeTests {
 
     @Test("SIGINT: no new file starts, the manifest gets every file (the rest pending), exit 130; the rerun finishes the import")
     func interruptedRunFlushesAndResumes() async throws {
-        let cloudflare = try CloudflareFake()
-        let s3 = try S3Fake()
+        let cloudflare = try await CloudflareFake()
+        let s3 = try await S3Fake()
         try await slowUploads(cloudflare, s3, seconds: 0.5)
         try await TestFiles.withTemporaryDirectory { dir in
             let env = cloudflare.environment.merging(s3.environment) { a, _ in a }
@@ -294,7 +294,7 @@ struct ResumeTests {
 
             try await cloudflare.server.faults([])
             try await s3.server.faults([])
-            let again = cli.run(args, environment: env)
+            let again = await cli.run(args, environment: env)
             #expect(again.status == 0, "stderr: \(again.stderr)")
             let second = try assets(again)
             #expect(second.filter { $0["status"] == "uploaded" }.count == pending.count)
@@ -319,7 +319,7 @@ struct ResumeTests {
 
     @Test("G2: killed after 2 of 5 tus chunks, the rerun continues from the server's offset and re-sends at most one chunk more than the rest")
     func tusResumesFromTheServersOffset() async throws {
-        let cloudflare = try CloudflareFake()
+        let cloudflare = try await CloudflareFake()
         try await TestFiles.withTemporaryDirectory { dir in
             let folder = dir.appendingPathComponent("videos")
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -334,10 +334,10 @@ struct ResumeTests {
             let args = ["run", folder.path, "--pipeline", pipeline.path, "--journal", journal.path, "--json"]
             var env = cloudflare.environment
             env["MEDIA_PIPELINE_CRASH_AT"] = "after_chunk_uploaded:2"
-            let crashed = cli.run(args, environment: env)
+            let crashed = await cli.run(args, environment: env)
             #expect(crashed.status == SIGKILL, "stderr: \(crashed.stderr)")
             let before = try await cloudflare.server.log().count
-            let resumed = cli.run(args, environment: cloudflare.environment)
+            let resumed = await cli.run(args, environment: cloudflare.environment)
             #expect(resumed.status == 0, "stderr: \(resumed.stderr)")
             let patches = try await cloudflare.server.log().dropFirst(before).filter { $0["method"] == "PATCH" }
             let resent = patches.reduce(0) { total, entry in
@@ -359,7 +359,7 @@ struct ResumeTests {
 
     @Test("killed after Stream created a tus upload but before its uid was journaled, the rerun deletes that pending upload and leaves one complete video")
     func tusCreatedButNotJournaledIsDeleted() async throws {
-        let cloudflare = try CloudflareFake()
+        let cloudflare = try await CloudflareFake()
         try await TestFiles.withTemporaryDirectory { dir in
             let folder = dir.appendingPathComponent("videos")
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -373,7 +373,7 @@ struct ResumeTests {
             let args = ["run", folder.path, "--pipeline", pipeline.path, "--journal", journal.path, "--json"]
             var env = cloudflare.environment
             env["MEDIA_PIPELINE_CRASH_AT"] = "after_tus_created"
-            let crashed = cli.run(args, environment: env)
+            let crashed = await cli.run(args, environment: env)
             #expect(crashed.status == SIGKILL, "expected the crash point to kill the run: \(crashed.stderr)")
             guard case let .object(left)? = try await cloudflare.state()["videos"] else { Issue.record("no videos in the fake's state"); return }
             #expect(left.count == 1 && left.first?.value["state"] == "pendingupload", "the crashed run should have left one empty upload: \(left)")
@@ -382,7 +382,7 @@ struct ResumeTests {
             #expect(integrity(journal) == "ok")
             let before = try await cloudflare.server.log().count
 
-            let resumed = cli.run(args, environment: cloudflare.environment)
+            let resumed = await cli.run(args, environment: cloudflare.environment)
             #expect(resumed.status == 0, "stderr: \(resumed.stderr)")
             let later = Array(try await cloudflare.server.log().dropFirst(before))
             #expect(later.contains { $0["method"] == "GET" && string($0["query"])?.contains("status=pendingupload") == true }, "no listing of pending uploads")
@@ -404,7 +404,7 @@ struct ResumeTests {
 
     @Test("E8: the work folder fills up while an entry is extracted: disk_full, exit 3, no temporary file left, journal intact; a rerun with space does the rest")
     func diskFullIsFatalAndResumable() async throws {
-        let s3 = try S3Fake()
+        let s3 = try await S3Fake()
         try await TestFiles.withTemporaryDirectory { dir in
             let small = dir.appendingPathComponent("small")
             try FileManager.default.createDirectory(at: small, withIntermediateDirectories: true)
@@ -424,7 +424,7 @@ struct ResumeTests {
             let journal = dir.appendingPathComponent("j.db")
             let args = ["run", zip.path, "--pipeline", try upload.pipeline(in: dir).path, "--journal", journal.path, "--json",
                         "--concurrency", "1", "--uploads", "1"]
-            let full = cli.run(args + ["--work-dir", small.path], environment: s3.environment)
+            let full = await cli.run(args + ["--work-dir", small.path], environment: s3.environment)
             #expect(full.status == 3, "stderr: \(full.stderr)")
             let rows = try assets(full)
             #expect(rows.first { string($0["source"])?.hasSuffix("!/b-big.pdf") == true }?["reason"] == "disk_full")
@@ -433,7 +433,7 @@ struct ResumeTests {
             #expect(TestFiles.listing(small).filter { $0.contains("entry-") }.isEmpty, "left: \(TestFiles.listing(small))")
             #expect(integrity(journal) == "ok")
 
-            let again = cli.run(args + ["--work-dir", dir.appendingPathComponent("roomy").path], environment: s3.environment)
+            let again = await cli.run(args + ["--work-dir", dir.appendingPathComponent("roomy").path], environment: s3.environment)
             #expect(again.status == 0, "stderr: \(again.stderr)")
             let second = try assets(again)
             #expect(second.filter { $0["status"] == "uploaded" }.count == 2)

@@ -44,15 +44,15 @@ struct UploadTests {
 
     @Test("the example course lands in Images, R2 and Stream; a rerun sends nothing new")
     func exampleCourseEndToEnd() async throws {
-        let cloudflare = try CloudflareFake()
+        let cloudflare = try await CloudflareFake()
         // A bucket of its own: a request another test's process sends to a port this server
         // took over later names another bucket, and is not counted below.
         let bucket = "course-\(UUID().uuidString.prefix(8).lowercased())"
-        let s3 = try S3Fake(arguments: ["--bucket", bucket])
+        let s3 = try await S3Fake(arguments: ["--bucket", bucket])
         try await TestFiles.withTemporaryDirectory { dir in
             let env = cloudflare.environment.merging(s3.environment) { a, _ in a }
             // First the plan, with the same environment: nothing may be sent.
-            let planned = cli.run(["run", try Self.course().path, "--pipeline", try pipeline(in: dir).path, "--dry-run", "--json"],
+            let planned = await cli.run(["run", try Self.course().path, "--pipeline", try pipeline(in: dir).path, "--dry-run", "--json"],
                                   environment: env)
             let plans = try rows(planned.stdout).filter { $0["event"] == "asset" && $0["status"] == "planned" }
             #expect(plans.count == 11)
@@ -60,7 +60,7 @@ struct UploadTests {
             let s3Log = try await s3.server.log().filter { string($0["path"])?.hasPrefix("/\(bucket)") == true }
             #expect(cloudflareLog.isEmpty && s3Log.isEmpty, "sent during the dry-run: \(cloudflareLog) \(s3Log)")
             let manifest = dir.appendingPathComponent("manifest.jsonl")
-            let result = cli.run(["run", try Self.course().path, "--pipeline", try pipeline(in: dir).path, "--manifest", manifest.path],
+            let result = await cli.run(["run", try Self.course().path, "--pipeline", try pipeline(in: dir).path, "--manifest", manifest.path],
                                  environment: env)
             #expect(result.status == 1, "stderr: \(result.stderr)")  // the course holds one bad file on purpose
             let rows = try rows(try String(contentsOf: manifest, encoding: .utf8))
@@ -113,7 +113,7 @@ struct UploadTests {
 
             // A rerun finds everything already there: no new image, object or PUT.
             let puts = try await s3.server.log().filter { $0["method"] == "PUT" }.count
-            let again = cli.run(["run", try Self.course().path, "--pipeline", try pipeline(in: dir).path, "--json"], environment: env)
+            let again = await cli.run(["run", try Self.course().path, "--pipeline", try pipeline(in: dir).path, "--json"], environment: env)
             #expect(again.status == 1)
             let second = try self.rows(again.stdout).filter { $0["event"] == "asset" }
             #expect(second.filter { $0["sink"] == "cloudflare-images" || $0["sink"] == "r2" }.allSatisfy { $0["result"]?["existing"] == true })
@@ -123,9 +123,9 @@ struct UploadTests {
     }
 
     @Test func withoutTheImagesVariablesImagesLandInR2() async throws {
-        let s3 = try S3Fake()
+        let s3 = try await S3Fake()
         try await TestFiles.withTemporaryDirectory { dir in
-            let result = cli.run(["run", try Self.course().appendingPathComponent("images").path, "--pipeline", try pipeline(in: dir).path,
+            let result = await cli.run(["run", try Self.course().appendingPathComponent("images").path, "--pipeline", try pipeline(in: dir).path,
                                   "--json"], environment: s3.environment)
             #expect(result.status == 0, "stderr: \(result.stderr)")
             let assets = try rows(result.stdout).filter { $0["event"] == "asset" }
@@ -143,18 +143,18 @@ struct UploadTests {
     @Test("I1: canary secrets never appear in output, manifest or work files, even when a server echoes them")
     func canariesNeverLeak() async throws {
         let token = "canary-tok-\(UUID().uuidString.prefix(12))"
-        let cloudflare = try CloudflareFake(token: token)
+        let cloudflare = try await CloudflareFake(token: token)
         try await cloudflare.server.faults([["method": "POST", "path": "/images/v1$", "actions": [["status": 400, "echo_headers": true]]],
                                             ["method": "POST", "path": "/stream$", "actions": [["status": 500, "echo_headers": true]]]])
         let secret = "canary-r2-\(UUID().uuidString.prefix(12))"
         try await TestFiles.withTemporaryDirectory { dir in
-            let s3 = try S3Fake()
+            let s3 = try await S3Fake()
             var env = cloudflare.environment.merging(s3.environment) { a, _ in a }
             env["CLOUDFLARE_R2_SECRET_ACCESS_KEY"] = secret  // wrong on purpose: R2 refuses it
             let manifest = dir.appendingPathComponent("m.jsonl"), work = dir.appendingPathComponent("work")
             var outputs: [String] = []
             for extra in [["--verbose"], ["--dry-run", "--verbose", "--json"]] {
-                let result = cli.run(["run", try Self.course().path, "--pipeline", try pipeline(in: dir).path, "--manifest", manifest.path,
+                let result = await cli.run(["run", try Self.course().path, "--pipeline", try pipeline(in: dir).path, "--manifest", manifest.path,
                                       "--work-dir", work.path] + extra, environment: env)
                 outputs += [result.stdout, result.stderr, try String(contentsOf: manifest, encoding: .utf8)]
             }
@@ -178,7 +178,7 @@ struct UploadTests {
         let token = "dry-run-token-\(UUID().uuidString.prefix(8))-ab12"
         try await TestFiles.withTemporaryDirectory { dir in
             let env = ["CLOUDFLARE_ACCOUNT_ID": "acc123", "CLOUDFLARE_API_TOKEN": token]
-            let result = cli.run(["run", try Self.course().appendingPathComponent("images/cover.jpg").path, "--dry-run", "--json",
+            let result = await cli.run(["run", try Self.course().appendingPathComponent("images/cover.jpg").path, "--dry-run", "--json",
                                   "--pipeline", try pipeline(in: dir).path], environment: env)
             let plan = try #require(try rows(result.stdout).first { $0["event"] == "asset" })["result"]
             #expect(plan?["method"] == "POST")
@@ -193,10 +193,10 @@ struct UploadTests {
 
     @Test("F13: an http:// endpoint for a remote host stops the run before any request (exit 2)")
     func plainHTTPToARemoteHostIsAUsageError() async throws {
-        let cloudflare = try CloudflareFake()
+        let cloudflare = try await CloudflareFake()
         var env = cloudflare.environment
         env["CLOUDFLARE_API_BASE_URL"] = "http://api.example.com/client/v4"
-        let result = cli.run(["run", try Self.course().appendingPathComponent("images").path], environment: env)
+        let result = await cli.run(["run", try Self.course().appendingPathComponent("images").path], environment: env)
         #expect(result.status == 2)
         #expect(result.stderr.contains("must use https://"))
         #expect(try await cloudflare.server.log().isEmpty)
@@ -209,8 +209,8 @@ struct UploadTests {
             let made = Shell.run("/usr/bin/openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
                                                      "-addext", "subjectAltName=IP:127.0.0.1", "-days", "1", "-keyout", key, "-out", cert])
             #expect(made.status == 0, "openssl: \(made.stderr)")
-            let cloudflare = try CloudflareFake(arguments: ["--tls-cert", cert, "--tls-key", key], scheme: "https")
-            let result = cli.run(["run", try Self.course().appendingPathComponent("images").path, "--pipeline", try pipeline(in: dir).path],
+            let cloudflare = try await CloudflareFake(arguments: ["--tls-cert", cert, "--tls-key", key], scheme: "https")
+            let result = await cli.run(["run", try Self.course().appendingPathComponent("images").path, "--pipeline", try pipeline(in: dir).path],
                                  environment: cloudflare.environment)
             #expect(result.status == 3, "stderr: \(result.stderr)")
             // The handshake failed, so no HTTP request (and no token) ever reached the server.
@@ -221,11 +221,11 @@ struct UploadTests {
 
     @Test("F13: a redirect to another host is not followed with the token (exit 3)")
     func redirectsAreNotFollowed() async throws {
-        let cloudflare = try CloudflareFake(), elsewhere = try CloudflareFake()
+        let cloudflare = try await CloudflareFake(), elsewhere = try await CloudflareFake()
         let target = elsewhere.server.base.replacingOccurrences(of: "127.0.0.1", with: "localhost") + "/client/v4/steal"
         try await cloudflare.server.faults([["method": "POST", "path": "/images/v1$", "actions": [["redirect": .string(target), "status": 307]]]])
         try await TestFiles.withTemporaryDirectory { dir in
-            let result = cli.run(["run", try Self.course().appendingPathComponent("images/cover.jpg").path, "--pipeline",
+            let result = await cli.run(["run", try Self.course().appendingPathComponent("images/cover.jpg").path, "--pipeline",
                                   try pipeline(in: dir).path], environment: cloudflare.environment)
             #expect(result.status == 3)
             #expect(result.stderr.contains("unexpected_redirect"))
@@ -235,11 +235,11 @@ struct UploadTests {
 
     @Test("F5: a refused token stops Images (exit 3), names the variable, leaves the rest pending")
     func refusedTokenIsFatal() async throws {
-        let cloudflare = try CloudflareFake()
+        let cloudflare = try await CloudflareFake()
         try await TestFiles.withTemporaryDirectory { dir in
             var env = cloudflare.environment
             env["CLOUDFLARE_API_TOKEN"] = "wrong-token-\(UUID().uuidString.prefix(8))"
-            let result = cli.run(["run", try Self.course().appendingPathComponent("images").path, "--pipeline", try pipeline(in: dir).path,
+            let result = await cli.run(["run", try Self.course().appendingPathComponent("images").path, "--pipeline", try pipeline(in: dir).path,
                                   "--json", "--concurrency", "1", "--uploads", "1"], environment: env)
             #expect(result.status == 3)
             #expect(result.stderr.contains("CLOUDFLARE_API_TOKEN needs Images Write and Stream Edit"))
@@ -253,10 +253,10 @@ struct UploadTests {
 
     @Test("a long run prints plain progress lines on stderr while --json stays valid NDJSON on stdout")
     func progressOffATerminal() async throws {
-        let cloudflare = try CloudflareFake()
+        let cloudflare = try await CloudflareFake()
         try await cloudflare.server.faults([["method": "POST", "path": "/images/v1$", "actions": [["delay": 2.2], ["delay": 2.2], ["delay": 2.2]]]])
         try await TestFiles.withTemporaryDirectory { dir in
-            let result = cli.run(["run", try Self.course().appendingPathComponent("images").path, "--pipeline", try pipeline(in: dir).path,
+            let result = await cli.run(["run", try Self.course().appendingPathComponent("images").path, "--pipeline", try pipeline(in: dir).path,
                                   "--json", "--concurrency", "1", "--uploads", "1"], environment: cloudflare.environment)
             #expect(result.status == 0, "stderr: \(result.stderr)")
             #expect(result.stderr.contains("progress: 1/3 files") || result.stderr.contains("progress: 2/3 files"))
@@ -268,12 +268,12 @@ struct UploadTests {
     }
 
     @Test func deleteRemovesWhatARunUploaded() async throws {
-        let cloudflare = try CloudflareFake()
-        let s3 = try S3Fake()
+        let cloudflare = try await CloudflareFake()
+        let s3 = try await S3Fake()
         try await TestFiles.withTemporaryDirectory { dir in
             let env = cloudflare.environment.merging(s3.environment) { a, _ in a }
             let course = try Self.course()
-            let result = cli.run(["run", course.appendingPathComponent("images/cover.jpg").path, course.appendingPathComponent("videos").path,
+            let result = await cli.run(["run", course.appendingPathComponent("images/cover.jpg").path, course.appendingPathComponent("videos").path,
                                   course.appendingPathComponent("lessons/01-intro/slides.pdf").path,
                                   "--pipeline", try pipeline(in: dir).path, "--json"], environment: env)
             #expect(result.status == 0, "stderr: \(result.stderr)")
@@ -286,36 +286,36 @@ struct UploadTests {
                 }
             }
             #expect(refs.count == 3)
-            let deleted = cli.run(["delete"] + refs, environment: env)
+            let deleted = await cli.run(["delete"] + refs, environment: env)
             #expect(deleted.status == 0, "stderr: \(deleted.stderr)")
             #expect(deleted.stdout.components(separatedBy: "deleted ").count == 4)
             #expect(try await cloudflare.state()["images"]?.objectPairsCount == 0)
             #expect(try await cloudflare.state()["videos"]?.objectPairsCount == 0)
             #expect(try await s3.objects().objectPairsCount == 0)
-            let again = cli.run(["delete", try #require(refs.first { $0.hasPrefix("images:") })], environment: env)
+            let again = await cli.run(["delete", try #require(refs.first { $0.hasPrefix("images:") })], environment: env)
             #expect(again.status == 0 && again.stdout.contains("already gone"))
         }
     }
 
     @Test func liveInputsAreCreatedListedAndDeletedWithKeysOnlyForTheUser() async throws {
-        let cloudflare = try CloudflareFake()
+        let cloudflare = try await CloudflareFake()
         let env = cloudflare.environment
-        let created = cli.run(["live", "create", "--name", "Office hours"], environment: env)
+        let created = await cli.run(["live", "create", "--name", "Office hours"], environment: env)
         #expect(created.status == 0, "stderr: \(created.stderr)")
         #expect(created.stdout.contains("rtmps://") && created.stdout.contains("srt://") && created.stdout.contains("stream key: "))
         let uid = try #require(created.stdout.firstMatch(of: /live input ([0-9a-f]{32})/).map { String($0.1) })
         let key = try #require(try await cloudflare.state()["live_inputs"]?[uid]?["rtmps"]?["streamKey"]).stringValue
         #expect(created.stdout.contains(key) && !created.stderr.contains(key))
-        let listed = cli.run(["live", "list"], environment: env)
+        let listed = await cli.run(["live", "list"], environment: env)
         #expect(listed.stdout.contains(uid) && listed.stdout.contains("Office hours") && !listed.stdout.contains(key))
-        #expect(cli.run(["live", "delete", uid], environment: env).stdout.contains("deleted live input"))
-        #expect(cli.run(["live", "delete", uid], environment: env).stdout.contains("already gone"))
+        #expect(await cli.run(["live", "delete", uid], environment: env).stdout.contains("deleted live input"))
+        #expect(await cli.run(["live", "delete", uid], environment: env).stdout.contains("already gone"))
     }
 
     @Test func doctorSaysWhatWorksAndWhatToFix() async throws {
-        let cloudflare = try CloudflareFake()
-        let s3 = try S3Fake()
-        let good = cli.run(["doctor"], environment: cloudflare.environment.merging(s3.environment) { a, _ in a })
+        let cloudflare = try await CloudflareFake()
+        let s3 = try await S3Fake()
+        let good = await cli.run(["doctor"], environment: cloudflare.environment.merging(s3.environment) { a, _ in a })
         #expect(good.status == 0, "stdout: \(good.stdout)")
         #expect(good.stdout.contains("ok       libvips 8."))
         #expect(good.stdout.contains("CLOUDFLARE_API_TOKEN is active"))
@@ -324,7 +324,7 @@ struct UploadTests {
         broken["CLOUDFLARE_API_TOKEN"] = "not-the-token-1234"
         broken["CLOUDFLARE_R2_BUCKET_NAME"] = "no-such-bucket"
         broken.removeValue(forKey: "CLOUDFLARE_R2_SECRET_ACCESS_KEY")
-        let bad = cli.run(["doctor"], environment: broken)
+        let bad = await cli.run(["doctor"], environment: broken)
         #expect(bad.status == 1)
         #expect(bad.stdout.contains("problem  CLOUDFLARE_API_TOKEN is not an active token"))
         #expect(bad.stdout.contains("CLOUDFLARE_R2_SECRET_ACCESS_KEY not set"))

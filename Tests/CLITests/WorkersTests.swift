@@ -12,11 +12,11 @@ struct WorkersTests {
     @Test("three workers import one course while one is killed mid-way: every file is uploaded exactly once")
     func threeWorkersOneKilled() async throws {
         let cluster = try await PostgresCluster.start()
-        let cloudflare = try CloudflareFake()
-        let s3 = try S3Fake()
+        let cloudflare = try await CloudflareFake()
+        let s3 = try await S3Fake()
         do {
             // Slow enough that each worker is still busy when the test, on a loaded machine, gets round to killing one.
-            try await resume.slowUploads(cloudflare, s3, seconds: 1)
+            try await resume.slowUploads(cloudflare, s3, seconds: 2)
             try await TestFiles.withTemporaryDirectory { dir in
                 let course = try resume.cleanCourse(in: dir)
                 // Short leases, so the killed worker's files are taken over within the test.

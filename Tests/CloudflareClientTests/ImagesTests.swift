@@ -14,7 +14,7 @@ struct ImagesTests {
     }
 
     @Test func aPublicImageGoesUpUnderItsContentIDWithMetadataAndVariants() async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         let images = ImagesClient(api: fake.api())
         let file = try TestFiles.fixture("small.png")
         let id = "mp/thumbnail/\(try sha256(of: file))"
@@ -35,7 +35,7 @@ struct ImagesTests {
 
     @Test("F7: the answer is lost after Images stored the image; the retry finds it, no second image")
     func aLostAnswerDoesNotDuplicate() async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         try await fake.server.faults([["method": "POST", "path": "/images/v1$", "actions": [["commit_then_drop": true]]]])
         let images = ImagesClient(api: fake.api())
         let file = try TestFiles.fixture("small.png")
@@ -52,7 +52,7 @@ struct ImagesTests {
     }
 
     @Test func anIDTakenByOtherContentIsRefused() async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         let images = ImagesClient(api: fake.api())
         _ = try await images.upload(try upload(try TestFiles.fixture("small.png"), id: "mp/x/taken"))
         await #expect {
@@ -61,7 +61,7 @@ struct ImagesTests {
     }
 
     @Test func aSignedImageReservesItsIDFirstThenUploadsWithoutTheToken() async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         let images = ImagesClient(api: fake.api())
         let file = try TestFiles.fixture("small.png")
         var reserved: String?
@@ -79,7 +79,7 @@ struct ImagesTests {
 
     @Test("G3: a signed image whose saved reserved id is there (not a draft) is done: one GET, no upload")
     func aSavedSignedImageThatIsThereIsDone() async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         let images = ImagesClient(api: fake.api())
         let file = try TestFiles.fixture("small.png")
         let checkpoints = Checkpoints()
@@ -104,7 +104,7 @@ struct ImagesTests {
 
     @Test("G3: a saved id that is still a draft (its one-time URL is lost) is deleted, and a new id reserved, saved and filled")
     func aSavedDraftIsReplaced() async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         // The first run reserves an id, then its upload to the one-time URL is refused.
         try await fake.server.faults([["method": "POST", "path": "^/upload/", "actions": [["status": 400]]]])
         let images = ImagesClient(api: fake.api())
@@ -134,7 +134,7 @@ struct ImagesTests {
 
     @Test("provider refusals are permanent: rejected, provider_rejected, not retried")
     func refusalsAreNotRetried() async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         let images = ImagesClient(api: fake.api())
         // The fake parses the header: a PNG over 12,000 px on a side is refused.
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mp-img-\(UUID().uuidString)")
@@ -156,7 +156,7 @@ struct ImagesTests {
 
     @Test("F5: a refused token is fatal and names the variable, never its value", arguments: [401, 403])
     func refusedTokenIsFatal(_ status: Int) async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         try await fake.server.faults([["method": "POST", "path": "/images/v1$", "actions": [["status": .int(status), "echo_headers": true]]]])
         let images = ImagesClient(api: fake.api())
         do {
@@ -172,7 +172,7 @@ struct ImagesTests {
     }
 
     @Test func deleteRemovesAndReportsAnAlreadyGoneImage() async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         let images = ImagesClient(api: fake.api())
         _ = try await images.upload(try upload(try TestFiles.fixture("small.png"), id: "mp/t/del"))
         #expect(try await images.delete(id: "mp/t/del") == true)

@@ -576,7 +576,7 @@ extension R2Tests {
         let clock = RecordingClock()
 
         init() async throws {
-            fake = try SharedS3.current ?? S3Fake()
+            if let shared = SharedS3.current { fake = shared } else { fake = try await S3Fake() }
             try await fake.server.post("/__fake/reset")
         }
 
@@ -756,7 +756,7 @@ struct SharedS3: SuiteTrait, TestScoping {
     var isRecursive: Bool { false }
 
     func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
-        let fake = try S3Fake()
+        let fake = try await S3Fake()
         defer { fake.server.stop() }
         try await Self.$current.withValue(fake) { try await function() }
     }

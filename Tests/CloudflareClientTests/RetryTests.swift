@@ -67,7 +67,7 @@ struct RetryTests {
 
     @Test("F2: 500, 502 then success: the third try succeeds and the waits follow full jitter")
     func transientStatusesAreRetried() async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         try await fake.server.faults([["method": "GET", "path": "/images/v1/some-id$", "actions": [["status": 500], ["status": 502]]]])
         let clock = RecordingClock()
         let api = fake.api(clock: clock)
@@ -83,7 +83,7 @@ struct RetryTests {
 
     @Test("F2: an Images code marked transient is retried whatever the status")
     func transientImagesCodesAreRetried() async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         try await fake.server.faults([["method": "GET", "path": "/images/v1/stats$", "actions": [["status": 400, "code": 5408]]]])
         let api = fake.api()
         let count = RetryCount()
@@ -94,7 +94,7 @@ struct RetryTests {
 
     @Test("F2: tries run out → failed, provider_unavailable")
     func persistentFailureFails() async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         try await fake.server.faults([["method": "GET", "path": "/images/v1/stats$", "actions": .array(Array(repeating: ["status": 503], count: 5))]])
         let api = fake.api(attempts: 3)
         await #expect {
@@ -109,7 +109,7 @@ struct RetryTests {
     @Test("F3: a 429 with Retry-After (seconds or date) pauses every request on the API until the deadline",
           arguments: ["seconds", "date"])
     func retryAfterPausesEveryWorker(_ form: String) async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         let clock = RecordingClock()
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
@@ -133,7 +133,7 @@ struct RetryTests {
 
     @Test("F3: a wait longer than limits.retry.maxWait fails the file as rate_limited (exit 4), without waiting")
     func aBlockLongerThanTheCapFails() async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         try await fake.server.faults([["method": "GET", "path": "/images/v1/stats$",
                                        "actions": [["status": 429, "headers": ["Retry-After": "300"]]]]])
         let clock = RecordingClock()
@@ -147,7 +147,7 @@ struct RetryTests {
     }
 
     @Test func concurrentWorkersShareOnePause() async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         try await fake.server.faults([["method": "GET", "path": "/images/v1/stats$",
                                        "actions": [["status": 429, "headers": ["Retry-After": "30"]]]]])
         let clock = RecordingClock()

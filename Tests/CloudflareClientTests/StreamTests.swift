@@ -50,7 +50,7 @@ struct StreamTests {
     // MARK: tus
 
     @Test func aTusUploadGoesUpInWholeChunksWithExactLengthsAndItsName() async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         let stream = StreamClient(api: fake.api())
         try await TestFiles.withTemporaryDirectory { dir in
             let file = try noiseFile(Self.length, in: dir, name: "lesson 01.mp4")
@@ -123,7 +123,7 @@ struct StreamTests {
 
     @Test("F12: a PATCH reset after N bytes: HEAD, then continue from the server's offset, re-sending under one chunk")
     func aResetPatchContinuesFromTheServerOffset() async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         let kept: Int64 = 1_234_567  // no multiple of 256 KiB
         try await fake.server.faults([["method": "PATCH", "path": "/stream/tus/", "actions": [Self.pass, ["reset_after_bytes": .int(kept)]]]])
         let clock = RecordingClock()
@@ -153,7 +153,7 @@ struct StreamTests {
 
     @Test("F12: PATCH → 409: HEAD, then resume at the server's offset")
     func aConflictAsksTheServerForItsOffset() async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         try await fake.server.faults([["method": "PATCH", "path": "/stream/tus/", "actions": [Self.pass, ["status": 409]]]])
         let clock = RecordingClock()
         let stream = StreamClient(api: fake.api(clock: clock))
@@ -172,7 +172,7 @@ struct StreamTests {
 
     @Test("F12: PATCH → 460 (checksum mismatch): the same chunk goes again, without a HEAD")
     func aChecksumMismatchResendsTheSameChunk() async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         try await fake.server.faults([["method": "PATCH", "path": "/stream/tus/", "actions": [Self.pass, ["status": 460]]]])
         let stream = StreamClient(api: fake.api(clock: RecordingClock()))
         try await TestFiles.withTemporaryDirectory { dir in
@@ -191,7 +191,7 @@ struct StreamTests {
     @Test("F12: the upload URL answers 404/410: a new upload is created (and heard) and the file goes up from 0",
           arguments: [404, 410])
     func aVanishedUploadStartsANewOne(_ status: Int) async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         try await fake.server.faults([["method": "PATCH", "path": "/stream/tus/", "actions": [Self.pass, ["status": .int(status)]]]])
         let stream = StreamClient(api: fake.api(clock: RecordingClock()))
         try await TestFiles.withTemporaryDirectory { dir in
@@ -211,7 +211,7 @@ struct StreamTests {
 
     @Test("F12: HEAD → 502 twice after a reset: the HEAD is retried, no new upload")
     func aFailingHeadIsRetriedNotReplaced() async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         try await fake.server.faults([["method": "PATCH", "path": "/stream/tus/", "actions": [Self.pass, ["reset_after_bytes": 300_000]]],
                                       ["method": "HEAD", "path": "/stream/tus/", "actions": [["status": 502], ["status": 502]]]])
         let clock = RecordingClock()
@@ -232,7 +232,7 @@ struct StreamTests {
 
     @Test("F12: resuming an interrupted upload: the server's offset (ahead of what the client saw confirmed) counts")
     func aResumedUploadContinuesFromTheServerOffset() async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         // The second PATCH breaks after 777,777 bytes, and the first call has no tries to spare.
         try await fake.server.faults([["method": "PATCH", "path": "/stream/tus/", "actions": [Self.pass, ["reset_after_bytes": 777_777]]]])
         let kept: Int64 = 777_777
@@ -264,7 +264,7 @@ struct StreamTests {
 
     @Test("G2: the uid and URL are saved before any PATCH; a rerun from the saved checkpoint sends only the rest")
     func aRerunFromTheCheckpointSendsOnlyTheRest() async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         // The first run dies 1,000,000 bytes into its second chunk (about 48 %); the server keeps them.
         let kept: Int64 = 1_000_000
         try await fake.server.faults([["method": "PATCH", "path": "/stream/tus/", "actions": [Self.pass, ["reset_after_bytes": .int(kept)]]]])
@@ -310,7 +310,7 @@ struct StreamTests {
 
     @Test("F12: resuming an upload the server no longer has starts a new one")
     func resumingAVanishedUploadStartsOver() async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         let stream = StreamClient(api: fake.api())
         try await TestFiles.withTemporaryDirectory { dir in
             let file = try noiseFile(Self.length, in: dir)
@@ -344,7 +344,7 @@ struct StreamTests {
     @Test("G3: only the fingerprint was saved (the run stopped before it heard the uid): the pending uploads carrying it are found page by page and deleted, others are kept")
     func uploadsCreatedButNeverJournaledAreDeleted() async throws {
         // Two videos a page, so the listing has to page to find everything.
-        let fake = try CloudflareFake(arguments: ["--stream-page", "2"])
+        let fake = try await CloudflareFake(arguments: ["--stream-page", "2"])
         try await TestFiles.withTemporaryDirectory { dir in
             let file = try noiseFile(Self.length, in: dir)
             // Stream creates each upload but its answer is lost: the calls fail having created 1, then 2 uploads.
@@ -396,7 +396,7 @@ struct StreamTests {
 
     @Test("a creation retried after its answer was lost: the upload the lost answer named is deleted once the new one is saved")
     func aRetriedCreationLeavesNoPendingUpload() async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         try await fake.server.faults([["method": "POST", "path": "/stream$", "actions": [["commit_then_drop": true]]]])
         try await TestFiles.withTemporaryDirectory { dir in
             let file = try noiseFile(Self.length, in: dir)
@@ -414,7 +414,7 @@ struct StreamTests {
 
     @Test("F7: the last PATCH is stored but its answer is lost: the HEAD shows offset = length, done, one video")
     func aLostLastAnswerIsFoundByTheHead() async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         try await fake.server.faults([["method": "PATCH", "path": "/stream/tus/",
                                        "actions": [Self.pass, Self.pass, ["commit_then_drop": true]]]])
         let count = RetryCount()
@@ -437,7 +437,7 @@ struct StreamTests {
 
     @Test("F2: PATCH → 503, 504, then success: two retries, waits within [0, min(cap, base·2ⁿ)]")
     func transientPatchFailuresAreRetried() async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         try await fake.server.faults([["method": "PATCH", "path": "/stream/tus/", "actions": [Self.pass, ["status": 503], ["status": 504]]]])
         let clock = RecordingClock()
         let count = RetryCount()
@@ -458,7 +458,7 @@ struct StreamTests {
 
     @Test("a PATCH refused for good (400) is a rejection: no new upload, no retries")
     func aRefusedPatchIsRejected() async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         try await fake.server.faults([["method": "PATCH", "path": "/stream/tus/", "actions": [Self.pass, ["status": 400]]]])
         let clock = RecordingClock()
         let stream = StreamClient(api: fake.api(clock: clock))
@@ -479,7 +479,7 @@ struct StreamTests {
 
     @Test("creating a tus upload: 400 is a rejection, not retried")
     func aRefusedCreationIsRejected() async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         try await fake.server.faults([["method": "POST", "path": "/stream$", "actions": [["status": 400]]]])
         let stream = StreamClient(api: fake.api(clock: RecordingClock()))
         try await TestFiles.withTemporaryDirectory { dir in
@@ -498,7 +498,7 @@ struct StreamTests {
 
     @Test("F5: a refused token on tus creation is fatal and names the variable, never its value", arguments: [401, 403])
     func aRefusedTokenIsFatal(_ status: Int) async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         try await fake.server.faults([["method": "POST", "path": "/stream$", "actions": [["status": .int(status), "echo_headers": true]]]])
         let stream = StreamClient(api: fake.api(clock: RecordingClock()))
         try await TestFiles.withTemporaryDirectory { dir in
@@ -521,7 +521,7 @@ struct StreamTests {
     // MARK: basic uploads, videos, live inputs
 
     @Test func aBasicUploadReturnsTheVideoAndItsReport() async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         let stream = StreamClient(api: fake.api())
         try await TestFiles.withTemporaryDirectory { dir in
             let file = try patternFile(300_000, in: dir, name: "clip.mp4")
@@ -543,7 +543,7 @@ struct StreamTests {
     }
 
     @Test func waitingPollsUntilTheVideoIsReady() async throws {
-        let fake = try CloudflareFake(arguments: ["--ready-after", "2"])
+        let fake = try await CloudflareFake(arguments: ["--ready-after", "2"])
         let clock = RecordingClock()
         let stream = StreamClient(api: fake.api(clock: clock))
         try await TestFiles.withTemporaryDirectory { dir in
@@ -560,7 +560,7 @@ struct StreamTests {
     }
 
     @Test func waitingGivesUpAtTheTimeoutWithBackedOffPolls() async throws {
-        let fake = try CloudflareFake(arguments: ["--ready-after", "100"])
+        let fake = try await CloudflareFake(arguments: ["--ready-after", "100"])
         let clock = RecordingClock()
         let stream = StreamClient(api: fake.api(clock: clock))
         try await TestFiles.withTemporaryDirectory { dir in
@@ -576,7 +576,7 @@ struct StreamTests {
     }
 
     @Test func videosAreFoundAndDeletedOnce() async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         let stream = StreamClient(api: fake.api())
         try await TestFiles.withTemporaryDirectory { dir in
             let file = try patternFile(50_000, in: dir)
@@ -590,7 +590,7 @@ struct StreamTests {
     }
 
     @Test func liveInputsAreCreatedListedWithoutKeysAndDeletedOnce() async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         let stream = StreamClient(api: fake.api())
         let input = try await stream.createLiveInput(name: "weekly class", recording: true)
         let uid = try #require(input["uid"]?.string)

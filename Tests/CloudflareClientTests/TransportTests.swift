@@ -7,7 +7,7 @@ import Testing
 /// The libcurl transport on its own, against the Cloudflare fake.
 struct TransportTests {
     @Test func anIdleServerTimesOutAsATransientError() async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         try await fake.server.faults([["method": "GET", "path": "/user/tokens/verify$", "actions": [["delay": 4]]]])
         var options = CurlClient.Options()
         options.idleTimeout = .seconds(1)
@@ -21,7 +21,7 @@ struct TransportTests {
     }
 
     @Test func nothingListeningIsAConnectError() async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         let base = fake.server.base
         fake.server.stop()
         await #expect {
@@ -30,7 +30,7 @@ struct TransportTests {
     }
 
     @Test func redirectsComeBackUnfollowed() async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         try await fake.server.faults([["method": "GET", "path": "/user/tokens/verify$",
                                        "actions": [["redirect": "http://localhost:9/elsewhere", "status": 307]]]])
         let response = try await CurlClient().send(HTTPRequest(method: "GET", url: fake.server.base + "/client/v4/user/tokens/verify"))
@@ -45,7 +45,7 @@ struct TransportTests {
     }
 
     @Test func aBodyOfPiecesGoesOutWithOneExactLengthAndNoExpect() async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         try await TestFiles.withTemporaryDirectory { dir in
             let file = try patternFile(3 * 1024 * 1024 + 17, in: dir)
             // Bytes, a file range, bytes: sent as one body (the fake refuses chunked and Expect).
@@ -64,7 +64,7 @@ struct TransportTests {
     }
 
     @Test func connectionsAreReusedAcrossRequests() async throws {
-        let fake = try CloudflareFake()
+        let fake = try await CloudflareFake()
         let client = CurlClient()
         let url = fake.server.base + "/client/v4/user/tokens/verify"
         let request = HTTPRequest(method: "GET", url: url, headers: [("Authorization", "Bearer \(CloudflareFake.token)")])

@@ -212,6 +212,7 @@ class State:
         self.lock = threading.Lock()
         self.rules: list[dict] = []
         self.log: list[dict] = []
+        self.in_flight = 0   # requests begun and not yet logged
         self.parts: dict[str, dict[int, int]] = {}   # uploadId -> {partNumber: size}
         self.sha_cache: dict[tuple, str] = {}
 
@@ -239,9 +240,22 @@ class State:
                         return action
         return None
 
+    def begin_request(self) -> None:
+        with self.lock:
+            self.in_flight += 1
+
     def append_log(self, entry: dict) -> None:
         with self.lock:
             self.log.append(entry)
+            self.in_flight -= 1
+
+    def settle(self) -> None:
+        """Waits until every request begun so far is in the log (each is logged after its answer)."""
+        while True:
+            with self.lock:
+                if self.in_flight == 0:
+                    return
+            time.sleep(0.01)
 
     def log_copy(self) -> list[dict]:
         with self.lock:
@@ -497,6 +511,7 @@ class R2ProxyHandler(BaseHTTPRequestHandler):
             self.entry = None
 
     def begin_entry(self):
+        self.state.begin_request()
         path, _, query = self.path.partition("?")
         self.entry = {"method": self.command, "path": path, "query": query, "status": None,
                       "bytes_in": 0, "headers": redacted_headers(self.headers),
@@ -811,6 +826,7 @@ def main(argv=None) -> int:
                      name="r2-proxy", daemon=True).start()
     if not args.no_auth:
         verify_auth(proxy_url, args.bucket, key_id, secret)
+        state.settle()   # the checks' last log entries land before the log is cleared
         state.reset()
 
     stop = threading.Event()

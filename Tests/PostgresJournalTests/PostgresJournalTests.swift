@@ -149,10 +149,11 @@ struct PostgresJournalTests {
 
     @Test func renewalKeepsALeaseAlivePastItsLengthWhileTheOwnerIsOpen() async throws {
         let url = try await SharedPostgresCluster.freshURL()
-        let a = try await PostgresJournal(url: url, worker: "a", lease: .seconds(2))
+        // A 4 s lease renewed every 1.3 s: a test process slowed for a second or two still renews in time.
+        let a = try await PostgresJournal(url: url, worker: "a", lease: .seconds(4))
         let b = try await PostgresJournal(url: url, worker: "b")
         #expect(try await a.claim("big.zip", stamp: Self.stamp) == .claimed)
-        try await Task.sleep(for: .seconds(5))  // two and a half leases
+        try await Task.sleep(for: .seconds(10))  // two and a half leases
         #expect(try await b.claim("big.zip", stamp: Self.stamp) == .busy)
         let live = try await SharedPostgresCluster.psql("SELECT lease_until > now(), worker FROM mp_sources", url: url)
         #expect(live == "t|a")

@@ -16,7 +16,7 @@ public final class LocalServer: @unchecked Sendable {
     }
 
     /// Runs `python3 Tests/Fakes/<script> arguments…` and waits (up to `timeout` s) for its `READY …` line.
-    public init(script: String, arguments: [String], scheme: String = "http", timeout: Double = 60) throws {
+    public init(script: String, arguments: [String], scheme: String = "http", timeout: Double = 60) async throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", TestFiles.repoRoot.appendingPathComponent("Tests/Fakes/\(script)").path] + arguments
@@ -39,7 +39,8 @@ public final class LocalServer: @unchecked Sendable {
         }
         thread.start()
         let deadline = Date().addingTimeInterval(timeout)
-        while line.get() == nil, Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        // Waits without holding one of Swift's few cooperative threads (a moto server takes seconds to start).
+        while line.get() == nil, Date() < deadline { try? await Task.sleep(for: .milliseconds(20)) }
         let first = line.get()?.split(separator: "\n").first.map(String.init) ?? ""
         guard first.hasPrefix("READY ") else {
             process.terminate()
@@ -112,9 +113,9 @@ public final class CloudflareFake: Sendable {
     /// The token this fake accepts.
     public let token: String
 
-    public init(token: String = CloudflareFake.token, arguments: [String] = [], scheme: String = "http") throws {
+    public init(token: String = CloudflareFake.token, arguments: [String] = [], scheme: String = "http") async throws {
         self.token = token
-        server = try LocalServer(script: "cloudflare_fake.py", arguments: ["--token", token, "--account", Self.account] + arguments,
+        server = try await LocalServer(script: "cloudflare_fake.py", arguments: ["--token", token, "--account", Self.account] + arguments,
                                  scheme: scheme)
     }
 
@@ -130,8 +131,8 @@ public final class CloudflareFake: Sendable {
 public final class S3Fake: Sendable {
     public let server: LocalServer
 
-    public init(arguments: [String] = []) throws {
-        server = try LocalServer(script: "s3_server.py", arguments: arguments, timeout: 120)
+    public init(arguments: [String] = []) async throws {
+        server = try await LocalServer(script: "s3_server.py", arguments: arguments, timeout: 120)
         for key in ["access_key_id", "secret_access_key"] { server.readyValue(key).map(Canaries.register) }
     }
 
@@ -159,8 +160,8 @@ public final class WebhookReceiver: Sendable {
     public let server: LocalServer
 
     /// Listens on `port` (0: any free port).
-    public init(port: Int = 0, secret: String = WebhookReceiver.secret) throws {
-        server = try LocalServer(script: "webhook_receiver.py", arguments: ["--secret", secret, "--port", String(port)])
+    public init(port: Int = 0, secret: String = WebhookReceiver.secret) async throws {
+        server = try await LocalServer(script: "webhook_receiver.py", arguments: ["--secret", secret, "--port", String(port)])
     }
 
     public var url: String { server.base + "/hooks/media" }

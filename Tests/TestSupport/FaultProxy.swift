@@ -13,11 +13,11 @@ public final class FaultProxy: Sendable {
 
     /// Forwards to the host and port of `upstream` (a server's base URL). With `tls`, the proxy
     /// serves TLS with a certificate made at its start, which nothing trusts.
-    public init(upstream: String, tls: Bool = false) throws {
+    public init(upstream: String, tls: Bool = false) async throws {
         guard let url = URL(string: upstream), let host = url.host, let port = url.port else {
             throw TestFiles.FixtureError(description: "fault proxy: no host and port in \(upstream)")
         }
-        server = try LocalServer(script: "fault_proxy.py", arguments: ["--upstream", "\(host):\(port)"] + (tls ? ["--tls-self-signed"] : []))
+        server = try await LocalServer(script: "fault_proxy.py", arguments: ["--upstream", "\(host):\(port)"] + (tls ? ["--tls-self-signed"] : []))
         endpoint = server.base
         controlBase = server.readyValue("control") ?? ""
         guard !endpoint.isEmpty, !controlBase.isEmpty else {

@@ -94,6 +94,15 @@ public enum Shell {
                       stderr: String(decoding: errors.get(), as: UTF8.self))
     }
 
+    /// `run`, waited for on a thread of its own: an async test that runs a program leaves Swift's
+    /// few cooperative threads free for the other tests (whose timers would otherwise fire late).
+    public static func runOnThread(_ program: String, _ arguments: [String], environment: [String: String]? = nil,
+                                   directory: URL? = nil) async -> Result {
+        await withCheckedContinuation { continuation in
+            Thread { continuation.resume(returning: run(program, arguments, environment: environment, directory: directory)) }.start()
+        }
+    }
+
     private final class DataBox: Sendable {
         private let data = Mutex(Data())
         func set(_ value: Data) { data.withLock { $0 = value } }
