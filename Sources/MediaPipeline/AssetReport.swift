@@ -83,7 +83,8 @@ public struct AssetReport: Sendable, Equatable {
 /// Counts and bytes at the end of a run.
 public struct RunSummary: Sendable {
     public var byStatus: [AssetStatus: Int] = [:]
-    public var bySink: [String: (count: Int, bytes: Int64)] = [:]
+    /// Per sink: files, bytes, and the retries its requests needed (the rows' `result.retries`).
+    public var bySink: [String: (count: Int, bytes: Int64, retries: Int)] = [:]
     public var milliseconds: Double = 0
     /// Sinks stopped by a fatal error, each with why; any makes the exit code 3.
     public var fatal: [String] = []
@@ -99,8 +100,10 @@ public struct RunSummary: Sendable {
         if let sink = report.sink {
             let bytes: Int64
             if case let .number(n)? = report.result?["bytes"] { bytes = Int64(n) } else { bytes = report.bytes ?? 0 }
-            let old = bySink[sink] ?? (0, 0)
-            bySink[sink] = (old.count + 1, old.bytes + bytes)
+            var retries = 0
+            if case let .number(n)? = report.result?["retries"] { retries = Int(n) }
+            let old = bySink[sink] ?? (0, 0, 0)
+            bySink[sink] = (old.count + 1, old.bytes + bytes, old.retries + retries)
         }
     }
 
@@ -124,7 +127,8 @@ public struct RunSummary: Sendable {
             ("files", .int(total)),
             ("status", .object(AssetStatus.allCases.map { ($0.rawValue, .int(byStatus[$0, default: 0])) })),
             ("sinks", .object(bySink.keys.sorted().map { name in
-                (name, .object([("files", .int(bySink[name]!.count)), ("bytes", .int(bySink[name]!.bytes))]))
+                (name, .object([("files", .int(bySink[name]!.count)), ("bytes", .int(bySink[name]!.bytes)),
+                                ("retries", .int(bySink[name]!.retries))]))
             })),
             ("fatal", .array(fatal.map(JSONValue.string))),
         ] + (notifications.map { [("notifications", $0.json)] } ?? []) + [

@@ -163,7 +163,8 @@ struct RunCommand {
         console.err("summary: \(summary.total) file\(summary.total == 1 ? "" : "s"): \(counts.isEmpty ? "nothing to do" : counts.joined(separator: ", ")) in \(String(format: "%.2f", summary.milliseconds / 1000)) s")
         for name in summary.bySink.keys.sorted() {
             let entry = summary.bySink[name]!
-            console.err("  \(name.padding(toLength: 18, withPad: " ", startingAt: 0)) \(entry.count) file\(entry.count == 1 ? "" : "s"), \(Quantity.describe(bytes: entry.bytes))")
+            let retries = entry.retries > 0 ? ", \(entry.retries) retr\(entry.retries == 1 ? "y" : "ies")" : ""
+            console.err("  \(name.padding(toLength: 18, withPad: " ", startingAt: 0)) \(entry.count) file\(entry.count == 1 ? "" : "s"), \(Quantity.describe(bytes: entry.bytes))\(retries)")
         }
     }
 }

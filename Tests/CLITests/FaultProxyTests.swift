@@ -229,6 +229,10 @@ struct FaultProxyTests {
         let (result, row) = try await rig.run(settings)
         #expect(result.status == 0, "stderr: \(result.stderr)")
         if let retries { #expect(row["result"]?["retries"] == .number(Double(retries)), "row: \(row)") }
+        // The run's summary counts them per sink too.
+        if let retries, retries > 0 {
+            #expect(result.stderr.contains(retries == 1 ? ", 1 retry" : ", \(retries) retries"), "summary: \(result.stderr)")
+        }
         try await rig.expectStored(row)
         return row
     }
