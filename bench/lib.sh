@@ -66,3 +66,18 @@ start_server() {
   for _ in $(seq 1 600); do grep -q '^READY ' "$tmp/$name.ready" 2>/dev/null && return; sleep 0.1; done
   echo "[bench] $name did not start:" >&2; cat "$tmp/$name.log" >&2; exit 1
 }
+
+# start_fakes : starts the Cloudflare fake and the S3 fake (needs with_servers_tmp), sets cf_url and
+# s3_url (their base URLs) and exports the variables that point media-pipeline at them.
+start_fakes() {
+  local token=bench-token-0123456789abcdef account=0123456789abcdef0123456789abcdef s3_json
+  start_server cloudflare python3 "$REPO_DIR/Tests/Fakes/cloudflare_fake.py" --token "$token" --account "$account" --data-dir "$tmp/cf-data"
+  start_server s3 python3 "$REPO_DIR/Tests/Fakes/s3_server.py"
+  cf_url=http://127.0.0.1:$(awk '{print $2}' "$tmp/cloudflare.ready")
+  s3_json=$(sed 's/^READY //' "$tmp/s3.ready")
+  s3_field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$s3_json" "$1"; }
+  s3_url=$(s3_field endpoint)
+  export CLOUDFLARE_API_BASE_URL=$cf_url/client/v4 CLOUDFLARE_ACCOUNT_ID=$account CLOUDFLARE_API_TOKEN=$token
+  export CLOUDFLARE_R2_ENDPOINT=$s3_url CLOUDFLARE_R2_BUCKET_NAME=$(s3_field bucket)
+  export CLOUDFLARE_R2_ACCESS_KEY_ID=$(s3_field access_key_id) CLOUDFLARE_R2_SECRET_ACCESS_KEY=$(s3_field secret_access_key)
+}

@@ -56,17 +56,7 @@ got=$(find "$COURSE" -type f ! -name .done | wc -l)
 [ "$got" = "$FILES" ] || { echo "[bench] $COURSE holds $got files, not $FILES: delete it to rebuild" >&2; exit 1; }
 echo "[bench] course: $FILES files, $(du -sm "$COURSE" | cut -f1) MB" >&2
 
-token=bench-token-0123456789abcdef
-account=0123456789abcdef0123456789abcdef
-start_server cloudflare python3 "$REPO_DIR/Tests/Fakes/cloudflare_fake.py" --token "$token" --account "$account" --data-dir "$tmp/cf-data"
-start_server s3 python3 "$REPO_DIR/Tests/Fakes/s3_server.py"
-cf_url=http://127.0.0.1:$(awk '{print $2}' "$tmp/cloudflare.ready")
-s3_json=$(sed 's/^READY //' "$tmp/s3.ready")
-field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$s3_json" "$1"; }
-s3_url=$(field endpoint)
-export CLOUDFLARE_API_BASE_URL=$cf_url/client/v4 CLOUDFLARE_ACCOUNT_ID=$account CLOUDFLARE_API_TOKEN=$token
-export CLOUDFLARE_R2_ENDPOINT=$s3_url CLOUDFLARE_R2_BUCKET_NAME=$(field bucket)
-export CLOUDFLARE_R2_ACCESS_KEY_ID=$(field access_key_id) CLOUDFLARE_R2_SECRET_ACCESS_KEY=$(field secret_access_key)
+start_fakes
 
 cat > "$tmp/soak.overlay.json" <<'JSON'
 { "limits": { "apiRequestsPer5Min": 1000000,
