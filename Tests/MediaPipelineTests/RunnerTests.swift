@@ -14,10 +14,20 @@ struct FixedInspector: AssetInspector {
 
 /// Counts how many files are inside it at once.
 final class Gauge: Sendable {
+    /// How many files the runner should let in at once.
+    let bound: Int
     private let state = Mutex((now: 0, peak: 0))
+    init(bound: Int) { self.bound = bound }
     func enter() { state.withLock { $0.now += 1; $0.peak = max($0.peak, $0.now) } }
     func leave() { state.withLock { $0.now -= 1 } }
     var peak: Int { state.withLock { $0.peak } }
+
+    /// Holds a file until the runner has had `bound` files in at once (or 2 s passed), so a busy
+    /// test process cannot hide the bound by finishing each file before the next one starts.
+    func holdUntilTheBoundWasReached() async throws {
+        let deadline = ContinuousClock.now + .seconds(2)
+        while peak < bound, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+    }
 }
 
 struct ScriptedStage: Stage {
@@ -27,6 +37,7 @@ struct ScriptedStage: Stage {
         gauge?.enter()
         defer { gauge?.leave() }
         try await Task.sleep(for: .milliseconds(5))
+        try await gauge?.holdUntilTheBoundWasReached()
         return try outcome(asset)
     }
 }
@@ -70,7 +81,7 @@ struct RunnerTests {
 
     @Test func concurrencyIsBoundedAndEveryFileIsReported() async throws {
         try await TestFiles.withTemporaryDirectory { dir in
-            let gauge = Gauge()
+            let gauge = Gauge(bound: 3)
             let p = try pipeline([step("slow", .stage(ScriptedStage(outcome: { _ in .proceed }, gauge: gauge))),
                                   step("route", .stage(RoutingStage())), step("out", .sink(FixedSink()))])
             let (summary, reports) = await run(p, try inputs(12, in: dir), dir: dir, concurrency: 3)
@@ -220,9 +231,9 @@ struct RunnerTests {
     func cpuAndUploadPoolsOverlap() async throws {
         try await TestFiles.withTemporaryDirectory { dir in
             let events = EventLog()
-            let cpuGauge = Gauge()
+            let cpuGauge = Gauge(bound: 1)
             let prepare = ScriptedStage(outcome: { _ in events.add("cpu"); return .proceed }, gauge: cpuGauge)
-            let uploadGauge = Gauge()
+            let uploadGauge = Gauge(bound: 3)
             // Each upload is held until four files have been prepared: that can only happen if CPU
             // work goes on while uploads are in flight. It gives up after 10 s rather than hang.
             let sink = FixedSink(onUpload: { _ in
