@@ -88,7 +88,7 @@ public struct APIResponse: Sendable {
         guard case let .array(items)? = json?["errors"] else { return [] }
         return items.map { item in
             var code = 0
-            if case let .number(n)? = item["code"] { code = Int(n) }
+            if case let .number(n)? = item["code"] { code = Int(exactly: n) ?? 0 }  // a code out of Int's range is no code
             var message = ""
             if case let .string(s)? = item["message"] { message = s }
             return (code, message)

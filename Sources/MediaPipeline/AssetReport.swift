@@ -101,7 +101,7 @@ public struct RunSummary: Sendable {
             let bytes: Int64
             if case let .number(n)? = report.result?["bytes"] { bytes = Int64(n) } else { bytes = report.bytes ?? 0 }
             var retries = 0
-            if case let .number(n)? = report.result?["retries"] { retries = Int(n) }
+            if case let .number(n)? = report.result?["retries"] { retries = Int(exactly: n) ?? 0 }
             let old = bySink[sink] ?? (0, 0, 0)
             bySink[sink] = (old.count + 1, old.bytes + bytes, old.retries + retries)
         }
