@@ -131,7 +131,7 @@ public final class DecoderWorkers: Sendable {
                 for fault in faults { fault.act(on: input) }
                 switch request.transform {
                 case nil:
-                    reply = WorkerReply(header: CodableHeader(try Vips.headerInProcess(of: input)))
+                    reply = WorkerReply(header: try Vips.headerInProcess(of: input))
                 case let spec?:
                     let size = try Vips.transformInProcess(input, to: URL(fileURLWithPath: request.output ?? ""), spec)
                     reply = WorkerReply(width: size.width, height: size.height, pages: size.pages)
@@ -178,28 +178,9 @@ struct WorkerRequest: Codable {
 
 /// A worker's answer: a header, an output size, or libvips' words for a failure.
 struct WorkerReply: Codable {
-    var header: CodableHeader?
+    var header: ImageHeader?
     var width: Int?
     var height: Int?
     var pages: Int?
     var failure: String?
-}
-
-/// `ImageHeader` on the wire between the tool and its workers.
-struct CodableHeader: Codable {
-    var format: String
-    var width: Int
-    var height: Int
-    var pages: Int
-    var hasAlpha: Bool
-    var orientation: Int
-    var hasICC: Bool
-
-    init(_ h: ImageHeader) {
-        (format, width, height, pages, hasAlpha, orientation, hasICC) = (h.format, h.width, h.height, h.pages, h.hasAlpha, h.orientation, h.hasICC)
-    }
-
-    var header: ImageHeader {
-        ImageHeader(format: format, width: width, height: height, pages: pages, hasAlpha: hasAlpha, orientation: orientation, hasICC: hasICC)
-    }
 }

@@ -126,7 +126,7 @@ public enum Vips {
             guard let header = try workers.call(WorkerRequest(input: file.path), file: file).header else {
                 throw VipsError(operation: "header", file: file, message: "the decoder worker sent no header", kind: .crashed)
             }
-            return header.header
+            return header
         }
         return try headerInProcess(of: file)
     }

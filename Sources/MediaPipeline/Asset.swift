@@ -7,7 +7,7 @@ public enum AssetKind: String, Sendable, CaseIterable {
 }
 
 /// What an image's header says, read without decoding pixels.
-public struct ImageHeader: Sendable, Equatable {
+public struct ImageHeader: Sendable, Equatable, Codable {
     /// The image format as libvips names its loader: `jpeg`, `png`, `webp`, `gif`, `heif`, `tiff`, …
     public var format: String
     public var width: Int
