@@ -277,10 +277,9 @@ struct ResumeTests {
             let args = ["run", course.path, "--pipeline", pipeline.path, "--journal", journal.path, "--json", "--uploads", "1",
                         "--concurrency", "1", "--manifest", manifest.path]
             let run = try Spawned(args, environment: env, in: dir)
-            // Wait for the first file to finish, then interrupt.
-            let deadline = Date().addingTimeInterval(30)
-            while !run.output.contains(#""event":"asset""#), Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
-            run.signal(SIGINT)
+            // Interrupt once the first file has finished.
+            let sent = await run.signal(SIGINT, onceOutputContains: #""event":"asset""#, within: 60)
+            try #require(sent, "the run ended before it could be interrupted: \(run.errors)")
             #expect(await run.wait(timeout: 60) == 130, "stderr: \(run.errors)")
             let rows = try upload.rows(try String(contentsOf: manifest, encoding: .utf8))
             #expect(rows.count == 11, "the manifest is not complete")

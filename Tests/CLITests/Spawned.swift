@@ -36,6 +36,28 @@ final class Spawned {
 
     func signal(_ number: Int32) { kill(process.processIdentifier, number) }
 
+    /// Sends `number` as soon as stdout contains `text`, watching from a thread of its own: a busy
+    /// test process (its few cooperative threads taken by other suites) cannot make the signal late.
+    /// True when the signal went to a process still running.
+    func signal(_ number: Int32, onceOutputContains text: String, within timeout: Double) async -> Bool {
+        let process = process, stdout = stdout
+        return await withCheckedContinuation { continuation in
+            Thread {
+                let deadline = Date().addingTimeInterval(timeout)
+                while process.isRunning, Date() < deadline {
+                    let seen = (try? String(contentsOf: stdout, encoding: .utf8))?.contains(text) ?? false
+                    if seen {
+                        kill(process.processIdentifier, number)
+                        continuation.resume(returning: true)
+                        return
+                    }
+                    usleep(10_000)
+                }
+                continuation.resume(returning: false)
+            }.start()
+        }
+    }
+
     /// The exit status (the signal number when a signal ended it), or nil if still running after `timeout` s.
     /// Polls, because waiting on the process from a task can hang.
     func wait(timeout: Double) async -> Int32? {

@@ -37,11 +37,8 @@ struct WorkersTests {
                 }
                 // Kill worker 2 mid-way: once it has finished one file (so it holds claims and has
                 // journaled work), while it still has more to do.
-                for _ in 0..<1_200 where !workers[1].output.contains(#""event":"asset""#) && workers[1].process.isRunning {
-                    try await Task.sleep(for: .milliseconds(50))
-                }
-                try #require(workers[1].process.isRunning, "worker 2 ended before it could be killed mid-way: \(workers[1].errors)")
-                workers[1].signal(SIGKILL)
+                let stopped = await workers[1].signal(SIGKILL, onceOutputContains: #""event":"asset""#, within: 60)
+                try #require(stopped, "worker 2 ended before it could be killed mid-way: \(workers[1].errors)")
                 #expect(await workers[1].wait(timeout: 60) == SIGKILL)
                 for n in [0, 2] {
                     #expect(await workers[n].wait(timeout: 240) == 0, "worker \(n + 1): \(workers[n].errors)")
