@@ -7,7 +7,7 @@ SUDO=""
 export DEBIAN_FRONTEND=noninteractive
 packages=(
   # build: the C libraries behind the thin C doors
-  libvips-dev libmagic-dev libmagic-mgc libssl-dev libcurl4-openssl-dev libarchive-dev libsqlite3-dev libpq-dev pkg-config
+  libvips-dev libmagic-dev libmagic-mgc libssl-dev libcurl4-openssl-dev libarchive-dev libsqlite3-dev libpq-dev libmicrohttpd-dev pkg-config
   # tests and the example course: real files made by real tools
   libvips-tools libimage-exiftool-perl imagemagick ffmpeg icc-profiles-free colord-data libheif-examples zip python3 python3-pip openssl curl postgresql time
 )
