@@ -20,7 +20,7 @@ let package = Package(
     products: [
         .executable(name: "media-pipeline", targets: ["media-pipeline"]),
         .library(name: "MediaPipeline", targets: ["MediaPipeline"]),
-        .library(name: "StandardStages", targets: ["StandardStages"]),
+        .library(name: "MediaPipelineKit", targets: ["MediaPipelineKit"]),
         .plugin(name: "PipelineLint", targets: ["PipelineLint"]),
     ],
     targets: [
@@ -68,8 +68,12 @@ let package = Package(
         .target(name: "StandardStages",
                 dependencies: ["MediaPipeline", "LocalMedia"] + stageModules.map { .target(name: $0.name) },
                 path: "Sources/StandardStages"),
+        // What a Swift app embeds: the standard stages and sinks, one file per call, delete, live inputs, direct uploads.
+        .target(name: "MediaPipelineKit",
+                dependencies: ["MediaPipeline", "StandardStages", "CloudflareClient", "HTTPTransport"],
+                path: "Sources/MediaPipelineKit"),
         .executableTarget(name: "media-pipeline",
-                          dependencies: ["MediaPipeline", "StandardStages", "LocalMedia", "CloudflareClient", "HTTPTransport", "CMalloc",
+                          dependencies: ["MediaPipeline", "StandardStages", "MediaPipelineKit", "LocalMedia", "CloudflareClient", "HTTPTransport", "CMalloc",
                                          "Archives", "SQLiteJournal", "PostgresJournal"],
                           path: "Sources/media-pipeline"),
 

@@ -19,7 +19,11 @@ public final class DecoderWorkers: Sendable {
     let environment: [String: String]
     /// Seconds one file may take in a worker before the worker is killed.
     private let timeout: Mutex<Double>
-    private let idle = Mutex<[ChildProcess]>([])
+    /// Workers waiting for a file, with when each became idle.
+    private let idle = Mutex<[(child: ChildProcess, since: ContinuousClock.Instant)]>([])
+    /// A worker idle this long is ended, so a long-running process (`serve`) gives the memory of
+    /// a busy spell back once it is quiet.
+    static let idleLimit: Duration = .seconds(15)
 
     /// The hidden command the tool answers as a worker.
     public static let commandName = "__decoder-worker"
@@ -43,7 +47,15 @@ public final class DecoderWorkers: Sendable {
         passed["PATH"] = "/usr/bin:/bin"
         // A crash ends the worker at once: no backtrace (it could take seconds, and the file's name is enough).
         passed["SWIFT_BACKTRACE"] = "enable=no"
-        current.withLock { $0 = DecoderWorkers(command: [executable, commandName], environment: passed, timeout: timeout) }
+        let workers = DecoderWorkers(command: [executable, commandName], environment: passed, timeout: timeout)
+        current.withLock { $0 = workers }
+        // Ends workers idle past the limit, until these workers are replaced or stopped.
+        Thread {
+            while current.withLock({ $0 }) === workers {
+                Thread.sleep(forTimeInterval: 2)
+                workers.stopIdle(olderThan: idleLimit)
+            }
+        }.start()
     }
 
     /// Sets how long one file may take in a worker (the pipeline's `limits.decodeTimeout`).
@@ -60,12 +72,15 @@ public final class DecoderWorkers: Sendable {
         workers?.stopIdle()
     }
 
-    func stopIdle() {
+    /// Ends the idle workers, or only those idle for longer than `age`.
+    func stopIdle(olderThan age: Duration = .zero) {
+        let now = ContinuousClock.now
         let children = idle.withLock { idle in
-            defer { idle = [] }
-            return idle
+            let old = idle.filter { now - $0.since >= age }
+            idle.removeAll { now - $0.since >= age }
+            return old
         }
-        for var child in children { child.stop(grace: 1, log: { _ in }) }
+        for var entry in children { entry.child.stop(grace: 1, log: { _ in }) }
     }
 
     /// Sends one request to an idle worker (or a new one) and returns its answer. A worker that
@@ -79,7 +94,7 @@ public final class DecoderWorkers: Sendable {
         }
         var child: ChildProcess
         if let ready = idle.withLock({ $0.popLast() }) {
-            child = ready
+            child = ready.child
         } else {
             do {
                 child = try ChildProcess.spawn(command, environment: environment)
@@ -94,7 +109,7 @@ public final class DecoderWorkers: Sendable {
         switch exchanged {
         case .success(let line):
             if let reply = try? JSONDecoder().decode(WorkerReply.self, from: Data(line)), !child.hasUnreadOutput {
-                idle.withLock { $0.append(child) }
+                idle.withLock { $0.append((child, ContinuousClock.now)) }
                 if let failure = reply.failure {
                     throw VipsError(operation: request.operation, file: file, message: failure)
                 }

@@ -96,15 +96,37 @@ public final class Asset: Sendable {
 
     /// The archive named on the command line this file came out of, if any.
     public let container: String?
+    /// True for a file only described (`init(declared:purpose:)`): there are no bytes to read.
+    public let isDeclared: Bool
 
-    public init(source: String, file: URL, relativePath: String, purpose: String?, inspector: any AssetInspector,
-                container: String? = nil) {
+    public convenience init(source: String, file: URL, relativePath: String, purpose: String?, inspector: any AssetInspector,
+                            container: String? = nil) {
+        self.init(source: source, file: file, relativePath: relativePath, purpose: purpose, inspector: inspector,
+                  container: container, declared: false)
+    }
+
+    private init(source: String, file: URL, relativePath: String, purpose: String?, inspector: any AssetInspector,
+                 container: String?, declared: Bool) {
+        self.isDeclared = declared
         self.source = source
         self.container = container
         self.file = file
         self.relativePath = relativePath
         self.inspector = inspector
         self.state = Mutex(State(purpose: purpose))
+    }
+
+    /// A file described but not handed over (a direct upload: the bytes go from the client
+    /// straight to the provider). Its size and type are the declared ones, no image header is
+    /// known, and nothing is ever read: a stage that needs the bytes cannot run on it.
+    public convenience init(declared: DeclaredFile, purpose: String?) {
+        self.init(source: declared.filename, file: URL(fileURLWithPath: "/nonexistent/declared"), relativePath: declared.filename,
+                  purpose: purpose, inspector: DeclaredFile.NoBytes(), container: nil, declared: true)
+        state.withLock {
+            $0.size = declared.bytes
+            $0.mime = declared.mime
+            $0.header = .some(nil)
+        }
     }
 
     private func cached<T: Sendable>(_ read: (State) -> T?, _ write: (inout State, T) -> Void, compute: () throws -> T) rethrows -> T {
@@ -241,5 +263,27 @@ extension AssetKind {
             self = .document
         default: self = .other
         }
+    }
+}
+
+/// What a client says about a file it will upload straight to the provider: its name, size and
+/// content type. The same validation and routing rules decide from these facts.
+public struct DeclaredFile: Sendable, Equatable {
+    public var filename: String
+    public var bytes: Int64
+    public var mime: String
+
+    public init(filename: String, bytes: Int64, mime: String) {
+        self.filename = filename
+        self.bytes = bytes
+        self.mime = mime
+    }
+
+    /// The inspector of a declared file: every read is refused, since there are no bytes.
+    struct NoBytes: AssetInspector {
+        func sniffMIME(of file: URL) throws -> String { throw Self.refusal }
+        func imageHeader(of file: URL, mime: String) throws -> ImageHeader? { nil }
+        func sha256(of file: URL) throws -> String { throw Self.refusal }
+        static let refusal = Reason(.stageFailed, "a declared file has no bytes to read")
     }
 }

@@ -24,6 +24,8 @@ public struct Runner: Sendable {
         public var outbox: (any Outbox)?
         /// Names this run in notifications.
         public var identity: RunIdentity
+        /// Pools shared with other runs, instead of this run's own of `concurrency` and `uploads`.
+        public var pools: Pools?
 
         public init(dryRun: Bool, concurrency: Int, uploads: Int = PipelineLimits().uploads, workDirectory: URL, purpose: String? = nil,
                     journal: (any Journal)? = nil, stop: StopSwitch = StopSwitch(), outbox: (any Outbox)? = nil,
@@ -69,7 +71,7 @@ public struct Runner: Sendable {
         let context = StageContext(logger: logger, dryRun: options.dryRun, workDirectory: options.workDirectory,
                                    purposes: pipeline.purposes, sinks: pipeline.sinks,
                                    memory: Budget(capacity: pipeline.limits.memory))
-        let pools = Pools(cpu: Budget(capacity: Int64(options.concurrency)), uploads: Budget(capacity: Int64(options.uploads)))
+        let pools = options.pools ?? Pools(concurrency: options.concurrency, uploads: options.uploads)
         var summary = RunSummary()
         var feed = Feed(sequences: sequences)
         var halt: String?
@@ -258,9 +260,16 @@ public struct Runner: Sendable {
     }
 
     /// The two pools a file passes through: CPU work up to its sink, then the upload.
-    struct Pools: Sendable {
-        let cpu: Budget
-        let uploads: Budget
+    /// The CPU pool and the upload pool. A run makes its own from its options; runs that should
+    /// share one bound (a server running each request's file as a run of its own) pass the same.
+    public struct Pools: Sendable {
+        public let cpu: Budget
+        public let uploads: Budget
+
+        public init(concurrency: Int, uploads: Int) {
+            cpu = Budget(capacity: Int64(max(1, concurrency)))
+            self.uploads = Budget(capacity: Int64(max(1, uploads)))
+        }
     }
 
     /// Large files (videos, mostly) start first so that none is left uploading alone at the end;
@@ -286,16 +295,79 @@ public struct Runner: Sendable {
         return report
     }
 
+    /// The report of an asset that ended with `status`, from the facts it gathered on the way.
+    static func report(_ asset: Asset, _ status: AssetStatus, sink: String? = nil, result: JSONValue? = nil,
+                       reason: Reason? = nil) -> AssetReport {
+        let mime = asset.knownMIME
+        var report = AssetReport(source: asset.source, sha256: asset.knownSHA256, bytes: asset.knownSize ?? (try? asset.size()),
+                                 mime: mime, kind: mime.map(AssetKind.init(mime:)), purpose: asset.purpose, status: status,
+                                 sink: sink, result: result, reason: reason, notes: asset.notes)
+        report.variables = asset.variables
+        report.relativePath = asset.relativePath
+        return report
+    }
+
+    /// A file the client will upload straight to the provider: the stages that decide from facts
+    /// (validate, route, …) run on the declared facts, then the chosen sink hands out a one-time
+    /// URL valid until `expiry`. The report is `planned` with that URL as `result`, or
+    /// `rejected`/`failed` with the reason; stages that need the bytes (transforms, external
+    /// programs) and notifiers do not run. With no `expiry` only the decision is made: `planned`
+    /// names the sink and asks it for nothing (a server checks an upload's declared facts this way
+    /// before it reads the body).
+    public func directUpload(_ declared: DeclaredFile, purpose: String?, expiry: Date?, workDirectory: URL) async -> AssetReport {
+        let started = ContinuousClock.now
+        let asset = Asset(declared: declared, purpose: pipeline.purpose(for: declared.filename, override: purpose))
+        let context = StageContext(logger: logger, dryRun: false, workDirectory: workDirectory, purposes: pipeline.purposes,
+                                   sinks: pipeline.sinks, memory: Budget(capacity: pipeline.limits.memory))
+        func end(_ status: AssetStatus, sink: String? = nil, result: JSONValue? = nil, reason: Reason? = nil) -> AssetReport {
+            var report = Self.report(asset, status, sink: sink, result: result, reason: reason)
+            report.milliseconds = Runner.milliseconds(since: started)
+            return report
+        }
+        for step in pipeline.steps {
+            let outcome: StageOutcome
+            do {
+                if let when = step.when, try !when.matches(asset) { continue }
+                switch step.body {
+                case let .stage(stage):
+                    guard stage.decidesFromFacts else { continue }
+                    outcome = try await stage.run(asset, context: context)
+                case .notifier:
+                    continue
+                case let .sink(sink):
+                    guard asset.sink == step.name else { continue }
+                    guard let expiry else { return end(.planned, sink: sink.sinkName) }
+                    if let stopped = stoppedSinks[step.name] { return end(.failed, sink: sink.sinkName, reason: stopped) }
+                    do {
+                        let ticket = try await sink.directUpload(for: asset, expiry: expiry, context: context)
+                        return end(.planned, sink: sink.sinkName, result: ticket)
+                    } catch let error as SinkError {
+                        if error.severity == .fatal { stoppedSinks.stop(step.name, error.reason) }
+                        return end(error.severity == .rejected ? .rejected : .failed, sink: sink.sinkName, reason: error.reason)
+                    }
+                }
+            } catch let reason as Reason {
+                outcome = .reject(reason)
+            } catch {
+                outcome = .reject(Reason(.stageFailed, "stage '\(step.name)': \(error)"))
+            }
+            switch outcome {
+            case .proceed: continue
+            case let .skip(reason): return end(.skipped, reason: reason)
+            case let .reject(reason):
+                if step.onError == .continue { continue }
+                return end(step.onError == .skip ? .skipped : .rejected, reason: reason)
+            }
+        }
+        return end(.rejected, reason: Reason(.noSink, asset.sink == nil ? "no route stage chose a sink for this file"
+                                                                       : "the chosen sink '\(asset.sink!)' is not in the pipeline"))
+    }
+
     private func walk(_ asset: Asset, context: StageContext, cpu: Hold, uploads: Budget, journal: (any Journal)?) async -> AssetReport {
         var rendition: String?
         func end(_ status: AssetStatus, sink: String? = nil, result: JSONValue? = nil, reason: Reason? = nil) -> AssetReport {
-            let mime = asset.knownMIME
-            var report = AssetReport(source: asset.source, sha256: asset.knownSHA256, bytes: asset.knownSize ?? (try? asset.size()),
-                                     mime: mime, kind: mime.map(AssetKind.init(mime:)), purpose: asset.purpose, status: status,
-                                     sink: sink, result: result, reason: reason, notes: asset.notes)
-            report.variables = asset.variables
+            var report = Self.report(asset, status, sink: sink, result: result, reason: reason)
             report.rendition = rendition
-            report.relativePath = asset.relativePath
             return report
         }
         var planned: (sink: String, plan: UploadPlan)?

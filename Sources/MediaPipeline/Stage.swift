@@ -50,6 +50,11 @@ public struct ReasonCode: RawRepresentable, Hashable, Sendable, ExpressibleByStr
     /// The archive has more entries than `limits.maxEntriesPerArchive`: the whole archive is refused.
     public static let entryLimit: ReasonCode = "entry_limit"
 
+    /// The chosen sink cannot hand out a URL for the client to upload to directly.
+    public static let directUploadUnsupported: ReasonCode = "direct_upload_unsupported"
+    /// The file's bytes are needed to decide (an SVG's content), but a direct upload only declares its facts.
+    public static let needsContent: ReasonCode = "needs_content"
+
     /// The run was stopped (SIGINT, SIGTERM) before the file finished; a rerun takes it up.
     public static let interrupted: ReasonCode = "interrupted"
     /// The provider refused the file for good (400, 413, 415, 422, or an error code saying the file is wrong).
@@ -140,6 +145,9 @@ public protocol Stage: Sendable {
     /// True for stages that change the bytes that go up (resize, re-encode): their options are part
     /// of a rendition's identity in the journal, so changing them uploads again.
     var shapesBytes: Bool { get }
+    /// True for stages that decide from a file's facts alone (size, type, name, purpose) without
+    /// reading its bytes: they also run for direct uploads, where the client only declares the facts.
+    var decidesFromFacts: Bool { get }
     /// Called once when a run has ended: lets go of what the stage keeps between files (an
     /// external process, say). A later run may use the stage again.
     func finish() async
@@ -147,6 +155,7 @@ public protocol Stage: Sendable {
 
 extension Stage {
     public var shapesBytes: Bool { false }
+    public var decidesFromFacts: Bool { false }
     public func finish() async {}
 }
 
@@ -233,4 +242,14 @@ public protocol Sink: Sendable {
     /// Executes the plan `plan(for:context:)` made and returns the manifest's `result`
     /// (`id`, `key`, `url`, …). Throws `SinkError` when it cannot.
     func upload(_ plan: UploadPlan, asset: Asset, context: StageContext) async throws -> JSONValue
+    /// A one-time URL the client uploads a declared file to directly (the bytes never pass through
+    /// this process), valid until `expiry`: `{method, url, headers?, field?, expiresAt, …}` plus the
+    /// id the media will have. Throws `SinkError`; sinks that cannot hand out such URLs refuse.
+    func directUpload(for asset: Asset, expiry: Date, context: StageContext) async throws -> JSONValue
+}
+
+extension Sink {
+    public func directUpload(for asset: Asset, expiry: Date, context: StageContext) async throws -> JSONValue {
+        throw SinkError(.rejected, .directUploadUnsupported, "\(sinkName) does not hand out direct upload URLs")
+    }
 }

@@ -3,27 +3,9 @@ import Foundation
 import HTTPTransport
 import LocalMedia
 import MediaPipeline
+import MediaPipelineKit
 
-/// The Cloudflare clients the account commands use, with a short retry budget (a person is waiting).
-struct CloudAccount {
-    let environment: CloudflareEnvironment
-    let api: CloudflareAPI
-    let r2: R2Client
-
-    init(environment: [String: String]) {
-        self.environment = CloudflareEnvironment(environment, assumeConfigured: false)
-        let clock = SystemClock()
-        let backoff = Backoff(attempts: 3, baseDelay: 0.5, maxDelay: 4, maxWait: 30)
-        api = CloudflareAPI(environment: self.environment, http: CurlClient(),
-                            retrier: Retrier(backoff: backoff, clock: clock, gate: RequestGate(budget: 600, clock: clock)))
-        r2 = R2Client(environment: self.environment, http: CurlClient(), retrier: Retrier(backoff: backoff, clock: clock, gate: nil))
-    }
-
-    /// Variables missing for an API v4 call, or a bad endpoint: a usage error before any request.
-    func problems(needing names: [String]) -> [String] {
-        environment.endpointProblems() + environment.missing(names).map { "\($0) is not set" }
-    }
-
+extension CloudAccount {
     static func exitCode(_ error: SinkError) -> Int32 {
         switch error.severity {
         case .fatal: 3
@@ -53,25 +35,16 @@ struct DeleteCommand {
             console.err("error: name at least one reference; see 'media-pipeline delete --help'")
             return 2
         }
-        var refs: [(provider: String, id: String)] = []
+        var refs: [MediaRef] = []
         for text in arguments.positional {
-            guard let colon = text.firstIndex(of: ":"), ["images", "r2", "stream"].contains(String(text[..<colon])),
-                  text.index(after: colon) < text.endIndex else {
+            guard let ref = MediaRef(text) else {
                 console.err("error: '\(Console.escape(text))' is not a reference; write images:<id>, r2:<key> or stream:<uid>")
                 return 2
             }
-            refs.append((String(text[..<colon]), String(text[text.index(after: colon)...])))
+            refs.append(ref)
         }
         let account = CloudAccount(environment: environment)
-        var needed: Set<String> = []
-        for ref in refs {
-            if ref.provider == "r2" {
-                needed.formUnion([CloudflareEnvironment.r2AccessKeyID, CloudflareEnvironment.r2SecretAccessKey, CloudflareEnvironment.r2Bucket])
-                if environment[CloudflareEnvironment.r2Endpoint] == nil { needed.insert(CloudflareEnvironment.accountID) }
-            } else {
-                needed.formUnion([CloudflareEnvironment.accountID, CloudflareEnvironment.apiToken])
-            }
-        }
+        let needed = Set(refs.flatMap { CloudAccount.variables(for: $0.provider, environment: environment) })
         let problems = account.problems(needing: needed.sorted())
         guard problems.isEmpty else {
             for problem in problems { console.err("error: \(problem)") }
@@ -79,16 +52,9 @@ struct DeleteCommand {
         }
         var code: Int32 = 0
         for ref in refs {
-            let name = Console.escape("\(ref.provider):\(ref.id)")
+            let name = Console.escape(ref.description)
             do {
-                let existed: Bool
-                switch ref.provider {
-                case "images": existed = try await ImagesClient(api: account.api).delete(id: ref.id)
-                case "stream": existed = try await StreamClient(api: account.api).delete(uid: ref.id)
-                default:
-                    try await account.r2.delete(key: ref.id)
-                    existed = true
-                }
+                let existed = try await account.delete(ref)
                 console.out(existed ? "deleted \(name)" : "already gone \(name)")
             } catch {
                 console.err("error: \(name): \(error.reason)")
@@ -226,7 +192,7 @@ struct LiveCommand {
             for problem in problems { console.err("error: \(problem)") }
             return 2
         }
-        let stream = StreamClient(api: account.api)
+        let stream = account.stream
         do {
             switch action {
             case "create":

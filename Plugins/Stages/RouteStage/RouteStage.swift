@@ -63,6 +63,9 @@ public struct RouteStage: Stage {
         return Rule(when: when, to: targets)
     }
 
+    /// Rules and sink limits look at facts only, so direct uploads are routed the same way.
+    public var decidesFromFacts: Bool { true }
+
     public func run(_ asset: Asset, context: StageContext) async throws -> StageOutcome {
         guard let rule = try rules.first(where: { try $0.when?.matches(asset) ?? true }) else {
             return .reject(Reason(.noSink, "no route rule matches this file"))

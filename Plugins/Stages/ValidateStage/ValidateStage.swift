@@ -50,6 +50,9 @@ public struct ValidateStage: Stage {
                                               help: "store archives found inside an imported archive as opaque files (never expanded)")))
     }
 
+    /// Size, type and name are facts a client can declare, so direct uploads are checked too.
+    public var decidesFromFacts: Bool { true }
+
     public func run(_ asset: Asset, context: StageContext) async throws -> StageOutcome {
         // Size first: from stat, so an oversized file is refused before a byte is read.
         let size = try asset.size()
@@ -74,6 +77,7 @@ public struct ValidateStage: Stage {
 
         if mime == "image/svg+xml" {
             guard allowSVG else { return .reject(Reason(.svgNotAllowed, "SVG files are not accepted (validate.options.allowSVG is false)")) }
+            if asset.isDeclared { return .reject(Reason(.needsContent, "an SVG is accepted only after its content is checked; upload it through the server")) }
             if let active = try SVGCheck.activeContent(in: asset.file) { return .reject(Reason(.svgActiveContent, active)) }
             return .proceed
         }
