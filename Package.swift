@@ -92,6 +92,7 @@ let package = Package(
         .testTarget(name: "ArchivesTests", dependencies: ["Archives", "MediaPipeline", "TestSupport"]),
         .testTarget(name: "SQLiteJournalTests", dependencies: ["SQLiteJournal", "MediaPipeline", "TestSupport"]),
         .testTarget(name: "PostgresJournalTests", dependencies: ["PostgresJournal", "MediaPipeline", "TestSupport"]),
+        .testTarget(name: "MediaPipelineKitTests", dependencies: ["MediaPipelineKit", "MediaPipeline", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["media-pipeline", "TestSupport", "MediaPipeline"]),
 
         // Fuzz target bodies: each parser of untrusted input fed arbitrary bytes. The tests replay
