@@ -109,6 +109,21 @@ public struct APIResponse: Sendable {
     }
 }
 
+extension ReasonCode {
+    /// A request the client refused to send: an argument lies outside what the provider accepts
+    /// (an expiry out of its window, a duration over its limit). The message names the range.
+    public static let badRequest: ReasonCode = "bad_request"
+}
+
+extension Date {
+    /// `2026-12-05T05:12:56Z`: RFC 3339 in UTC, whole seconds, as Cloudflare's `expiry` fields take it.
+    var rfc3339: String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: self)
+    }
+}
+
 extension Backoff {
     public init(_ limits: RetryLimits) {
         self.init(attempts: limits.attempts, baseDelay: limits.baseDelay, maxDelay: limits.maxDelay, maxWait: limits.maxWait)

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import HTTPTransport
 public import MediaPipeline
 
@@ -70,15 +70,8 @@ public struct ImagesClient: Sendable {
             _ = try? await delete(id: resume)
         }
         // Signed: reserve an id through a direct upload, then send the file to its one-time URL.
-        var reserve = FormData()
-        reserve.field("metadata", upload.metadata)
-        reserve.field("requireSignedURLs", upload.requireSignedURLs ? "true" : "false")
-        let answer = try await api.send(api.request("POST", "\(base)/v2/direct_upload", headers: [("Content-Type", reserve.contentType)],
-                                                    body: reserve.body), retries: retries)
-        guard answer.success, case let .string(id)? = answer.result?["id"], case let .string(uploadURL)? = answer.result?["uploadURL"] else {
-            throw answer.status >= 400 && answer.status < 500 ? answer.rejection
-                : SinkError(.failed, .providerUnavailable, "Images gave no upload URL: \(answer.summary)")
-        }
+        let (id, uploadURL) = try await reserve(id: nil, metadata: upload.metadata, requireSignedURLs: upload.requireSignedURLs,
+                                                expiry: nil, retries: retries)
         try await reserved(id)
         var form = FormData()
         form.file("file", filename: upload.filename, contentType: upload.mime, path: upload.path, length: upload.bytes)
@@ -86,6 +79,52 @@ public struct ImagesClient: Sendable {
         let sent = try await api.send(api.request("POST", uploadURL, headers: [("Content-Type", form.contentType)], body: form.body,
                                                   authorized: false), retries: retries)
         return try await finish(sent, id: id, upload: upload)
+    }
+
+    /// How far ahead a direct upload URL's expiry may lie: 2 minutes to 6 hours (Images' own window).
+    public static let directUploadExpiryWindow: ClosedRange<TimeInterval> = 120...21_600
+
+    /// A one-time URL that lets whoever holds it upload one image without the API token: a single
+    /// `multipart/form-data` POST whose `file` part is the image, before `expiry`. Until then the
+    /// image exists as a draft under the returned id (`id` when given, a custom id for a public
+    /// image, else one Images chooses). `metadata` (a JSON object of at most 1,024 bytes) stays
+    /// with the image. `expiry` must lie 2 minutes to 6 hours ahead of the client's clock; any
+    /// other is refused here, before a request is sent.
+    public func directUpload(id: String? = nil, metadata: JSONValue? = nil, expiry: Date,
+                             requireSignedURLs: Bool = false) async throws(SinkError) -> (id: String, uploadURL: String) {
+        let ahead = expiry.timeIntervalSince(api.retrier.clock.now())
+        guard Self.directUploadExpiryWindow.contains(ahead) else {
+            throw SinkError(.rejected, .badRequest, "an Images direct upload URL must expire 2 minutes to 6 hours from now, "
+                            + "not \(Int(ahead.rounded())) s from now: pick an expiry in that window")
+        }
+        if let metadata {
+            guard case .object = metadata else {
+                throw SinkError(.rejected, .badRequest, "Images metadata must be a JSON object, e.g. {\"owner\":\"…\"}")
+            }
+            guard metadata.compactText.utf8.count <= 1024 else {
+                throw SinkError(.rejected, .badRequest,
+                                "Images keeps at most 1,024 bytes of metadata, not \(metadata.compactText.utf8.count): leave some keys out")
+            }
+        }
+        return try await reserve(id: id, metadata: metadata?.compactText, requireSignedURLs: requireSignedURLs, expiry: expiry,
+                                 retries: nil)
+    }
+
+    /// `POST /images/v2/direct_upload`: a draft image and its one-time upload URL.
+    func reserve(id: String?, metadata: String?, requireSignedURLs: Bool, expiry: Date?,
+                 retries: RetryCount?) async throws(SinkError) -> (id: String, uploadURL: String) {
+        var form = FormData()
+        if let id { form.field("id", id) }
+        if let metadata { form.field("metadata", metadata) }
+        form.field("requireSignedURLs", requireSignedURLs ? "true" : "false")
+        if let expiry { form.field("expiry", expiry.rfc3339) }
+        let answer = try await api.send(api.request("POST", "\(base)/v2/direct_upload", headers: [("Content-Type", form.contentType)],
+                                                    body: form.body), retries: retries)
+        guard answer.success, case let .string(id)? = answer.result?["id"], case let .string(uploadURL)? = answer.result?["uploadURL"] else {
+            throw (400..<500).contains(answer.status) ? answer.rejection
+                : SinkError(.failed, .providerUnavailable, "Images gave no upload URL: \(answer.summary)")
+        }
+        return (id, uploadURL)
     }
 
     private func finish(_ answer: APIResponse, id: String, upload: Upload) async throws(SinkError) -> JSONValue {

@@ -1,5 +1,5 @@
 import Digests
-package import Foundation
+public import Foundation
 public import HTTPTransport
 public import MediaPipeline
 
@@ -42,8 +42,7 @@ public struct R2Client: Sendable {
     /// A signed request for `key` (nil: the bucket itself).
     package func request(_ method: String, key: String?, query: String = "", headers: [(name: String, value: String)] = [],
                  body: [BodyPiece] = [], payloadHash: String = Digest.emptySHA256Hex) -> HTTPRequest {
-        var path = "/\(bucket.encodedPath)"
-        if let key { path += "/" + key.encodedPath }
+        let path = self.path(key: key)
         let url = endpoint + path + (query.isEmpty ? "" : "?" + query)
         var all = headers
         all.append(("host", Self.hostHeader(endpoint)))
@@ -51,6 +50,37 @@ public struct R2Client: Sendable {
                                           payloadHash: payloadHash, date: retrier.clock.now())
         let sent = all.filter { $0.name != "host" } + signed
         return HTTPRequest(method: method, url: url, headers: sent, body: body)
+    }
+
+    /// `/<bucket>[/<key>]`, path style, each segment percent-encoded as SigV4 wants it for S3.
+    func path(key: String?) -> String {
+        "/\(bucket.encodedPath)" + (key.map { "/" + $0.encodedPath } ?? "")
+    }
+
+    /// The longest a presigned URL may stay valid: 7 days (R2 and S3 take 1 s to 604,800 s).
+    public static let presignedExpiryRange = 1...604_800
+
+    /// A presigned URL that lets whoever holds it PUT one object under `key` without the R2
+    /// credentials, until `expires` seconds after `now` (kept within `presignedExpiryRange`).
+    ///
+    /// The URL is bound to the declared type and length: `host`, `content-type` and
+    /// `content-length` are signed, so the upload must send `Content-Type: contentType` and exactly
+    /// `bytes` bytes, or R2 refuses it (`SignatureDoesNotMatch`). The payload is `UNSIGNED-PAYLOAD`.
+    /// It works on the S3 endpoint only (`<account>.r2.cloudflarestorage.com`), never on a custom
+    /// domain or r2.dev, and R2 has no presigned POST.
+    public func presignedPut(key: String, contentType: String, bytes: Int64, expires: Int, now: Date = Date()) -> URL {
+        let path = self.path(key: key)
+        let headers: [(name: String, value: String)] = [("host", Self.hostHeader(endpoint)), ("content-type", contentType),
+                                                        ("content-length", String(bytes))]
+        let seconds = min(max(expires, Self.presignedExpiryRange.lowerBound), Self.presignedExpiryRange.upperBound)
+        let query = signer.presign(method: "PUT", path: Self.basePath(endpoint) + path, query: "", headers: headers,
+                                   expires: seconds, date: now).query
+        // The path and query are percent-encoded, so only an endpoint that is no URL (which
+        // `CloudflareEnvironment.endpointProblems()` reports before any client is made) fails here.
+        guard let url = URL(string: endpoint + path + "?" + query) else {
+            preconditionFailure("\(CloudflareEnvironment.r2Endpoint) \(endpoint) is not a URL")
+        }
+        return url
     }
 
     /// `host[:port]` as libcurl sends it (default ports left out).

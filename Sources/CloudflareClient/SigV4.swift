@@ -4,7 +4,7 @@ public import Foundation
 
 // MARK: - Signature Version 4
 
-/// AWS Signature Version 4 for the `Authorization` header.
+/// AWS Signature Version 4, in the `Authorization` header or in the query string (a presigned URL).
 ///
 /// Two flavours of canonical URI: the generic AWS rules (`s3Rules: false`: the path is normalized and
 /// URI-encoded once more on top of however it was sent) and the S3 rules (`s3Rules: true`: the path is
@@ -27,6 +27,7 @@ public struct SigV4Signer: Sendable {
         public var canonicalRequest: String
         public var stringToSign: String
         public var signature: String
+        /// The `Authorization` header's value; empty for a presigned URL, which carries none.
         public var authorization: String
     }
 
@@ -66,35 +67,44 @@ public struct SigV4Signer: Sendable {
     public func sign(method: String, path: String, query: String, headers: [(name: String, value: String)],
                      payloadHash: String, date: Date) -> Signature {
         let amzDate = Self.amzDate(date)
-        let day = String(amzDate.prefix(8))
-        let scope = "\(day)/\(region)/\(service)/aws4_request"
-
         var all = headers
         for extra in addedHeaders(to: headers, amzDate: amzDate, payloadHash: payloadHash) where extra.signed {
             all.append((extra.name, extra.value))
         }
-        let (canonicalHeaders, signedHeaderList) = Self.canonicalHeaders(all)
+        let signing = signature(method: method, path: path, query: query, headers: all, payloadHash: payloadHash, amzDate: amzDate)
+        let authorization = "\(Self.algorithm) Credential=\(credentials.accessKeyID)/\(signing.scope), "
+            + "SignedHeaders=\(signing.signedHeaders), Signature=\(signing.signature)"
+        return Signature(canonicalRequest: signing.canonicalRequest, stringToSign: signing.stringToSign,
+                         signature: signing.signature, authorization: authorization)
+    }
 
-        let canonicalRequest = [
-            method,
-            canonicalURI(path),
-            Self.canonicalQuery(query),
-            canonicalHeaders,
-            signedHeaderList,
-            payloadHash,
-        ].joined(separator: "\n")
-
-        let stringToSign = [Self.algorithm, amzDate, scope, Digest.sha256Hex(canonicalRequest)].joined(separator: "\n")
-
-        var key = Digest.hmacSHA256(key: Array(("AWS4" + credentials.secretAccessKey).utf8), data: Array(day.utf8))
-        for part in [region, service, "aws4_request"] {
-            key = Digest.hmacSHA256(key: key, data: Array(part.utf8))
-        }
-        let signature = Digest.hex(Digest.hmacSHA256(key: key, data: Array(stringToSign.utf8)))
-        let authorization = "\(Self.algorithm) Credential=\(credentials.accessKeyID)/\(scope), "
-            + "SignedHeaders=\(signedHeaderList), Signature=\(signature)"
-        return Signature(canonicalRequest: canonicalRequest, stringToSign: stringToSign,
-                         signature: signature, authorization: authorization)
+    /// Signs a request in its query string (a presigned URL) and returns the query to send: `query`
+    /// followed by `X-Amz-Algorithm`, `X-Amz-Credential`, `X-Amz-Date`, `X-Amz-Expires`,
+    /// `X-Amz-SignedHeaders` (and `X-Amz-Security-Token` with a session token), then `X-Amz-Signature`.
+    ///
+    /// `path` and `query` are as for `sign`; `headers` are exactly the headers the URL is bound to
+    /// (including "host"), which whoever uses the URL must send with the same values. Nothing is
+    /// added to them: the date and the credentials travel in the query. `expires` is in seconds
+    /// from `date`. S3 wants `UNSIGNED-PAYLOAD` as the payload hash, since the body is not known yet.
+    public func presign(method: String, path: String, query: String, headers: [(name: String, value: String)],
+                        expires: Int, payloadHash: String = SigV4Signer.unsignedPayload, date: Date) -> (query: String, signature: Signature) {
+        let amzDate = Self.amzDate(date)
+        let scope = Self.scope(day: String(amzDate.prefix(8)), region: region, service: service)
+        var parameters: [(String, String)] = [
+            ("X-Amz-Algorithm", Self.algorithm),
+            ("X-Amz-Credential", "\(credentials.accessKeyID)/\(scope)"),
+            ("X-Amz-Date", amzDate),
+            ("X-Amz-Expires", String(expires)),
+            ("X-Amz-SignedHeaders", Self.canonicalHeaders(headers).1),
+        ]
+        if let token = credentials.sessionToken { parameters.append(("X-Amz-Security-Token", token)) }
+        let authQuery = parameters.map { Self.uriEncode($0.0, encodeSlash: true) + "=" + Self.uriEncode($0.1, encodeSlash: true) }
+            .joined(separator: "&")
+        let signedQuery = query.isEmpty ? authQuery : query + "&" + authQuery
+        let signing = signature(method: method, path: path, query: signedQuery, headers: headers, payloadHash: payloadHash, amzDate: amzDate)
+        let signature = Signature(canonicalRequest: signing.canonicalRequest, stringToSign: signing.stringToSign,
+                                  signature: signing.signature, authorization: "")
+        return (signedQuery + "&X-Amz-Signature=" + signing.signature, signature)
     }
 
     /// Convenience for callers: returns the headers to add to a request: "x-amz-date", "x-amz-content-sha256"
@@ -125,6 +135,36 @@ public struct SigV4Signer: Sendable {
     }
 
     // MARK: Canonical parts
+
+    /// `<yyyymmdd>/<region>/<service>/aws4_request`.
+    private static func scope(day: String, region: String, service: String) -> String {
+        "\(day)/\(region)/\(service)/aws4_request"
+    }
+
+    /// The one canonicalisation both kinds of signing share: canonical request, string to sign
+    /// and signature over exactly `headers` and `query`.
+    private func signature(method: String, path: String, query: String, headers: [(name: String, value: String)],
+                           payloadHash: String, amzDate: String)
+        -> (canonicalRequest: String, stringToSign: String, signature: String, signedHeaders: String, scope: String) {
+        let day = String(amzDate.prefix(8))
+        let scope = Self.scope(day: day, region: region, service: service)
+        let (canonicalHeaders, signedHeaderList) = Self.canonicalHeaders(headers)
+        let canonicalRequest = [
+            method,
+            canonicalURI(path),
+            Self.canonicalQuery(query),
+            canonicalHeaders,
+            signedHeaderList,
+            payloadHash,
+        ].joined(separator: "\n")
+        let stringToSign = [Self.algorithm, amzDate, scope, Digest.sha256Hex(canonicalRequest)].joined(separator: "\n")
+        var key = Digest.hmacSHA256(key: Array(("AWS4" + credentials.secretAccessKey).utf8), data: Array(day.utf8))
+        for part in [region, service, "aws4_request"] {
+            key = Digest.hmacSHA256(key: key, data: Array(part.utf8))
+        }
+        let signature = Digest.hex(Digest.hmacSHA256(key: key, data: Array(stringToSign.utf8)))
+        return (canonicalRequest, stringToSign, signature, signedHeaderList, scope)
+    }
 
     private struct AddedHeader {
         var name: String

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import HTTPTransport
 public import MediaPipeline
 
@@ -34,6 +34,60 @@ public struct StreamClient: Sendable {
                                         retries: retries)
         guard answer.success, let video = answer.result else { throw Self.refusal(answer) }
         return video
+    }
+
+    // MARK: Direct creator uploads
+
+    /// The largest video Stream takes: 30 GB.
+    public static let maxUploadLength: Int64 = 30_000_000_000
+
+    /// The longest video a direct creator upload may reserve: 6 hours.
+    public static let maxDirectUploadDuration = 21_600
+
+    /// A one-time URL that lets whoever holds it upload one video of at most 200 MB without the
+    /// API token: a single `multipart/form-data` POST whose `file` part is the video, before
+    /// `expiry`. Stream reserves `maxDurationSeconds` (1 to 21,600) of the account's storage until
+    /// the video arrives or the URL expires; a longer video fails in processing. `meta` becomes the
+    /// video's `meta`. Larger files need `directTusUpload`.
+    public func directUpload(maxDurationSeconds: Int, expiry: Date,
+                             meta: [String: String]) async throws(SinkError) -> (uid: String, uploadURL: String) {
+        try checkDirectUpload(maxDurationSeconds: maxDurationSeconds, expiry: expiry)
+        let body = JSONValue.object([("maxDurationSeconds", .int(maxDurationSeconds)), ("expiry", .string(expiry.rfc3339)),
+                                     ("meta", .object(meta.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))])
+        let answer = try await api.send(api.request("POST", "\(base)/direct_upload", headers: [("Content-Type", "application/json")],
+                                                    body: [.bytes(Data(body.compactText.utf8))]))
+        guard answer.success, case let .string(uid)? = answer.result?["uid"], case let .string(url)? = answer.result?["uploadURL"] else {
+            throw Self.refusal(answer)
+        }
+        return (uid, url)
+    }
+
+    /// A one-time tus upload URL for a video of exactly `bytes` bytes (any size up to Stream's
+    /// 30 GB): whoever holds it creates nothing, but sends the bytes with tus HEADs and PATCHes
+    /// (Cloudflare's chunk rules apply) without the API token, before `expiry`. `maxDurationSeconds`
+    /// and `expiry` go in the creation's `Upload-Metadata`, as does `name` (the video's
+    /// `meta.name`). The uid is read from `stream-media-id`, else from the URL's last segment.
+    public func directTusUpload(bytes: Int64, maxDurationSeconds: Int, expiry: Date,
+                                name: String) async throws(SinkError) -> (uid: String, uploadURL: String) {
+        try checkDirectUpload(maxDurationSeconds: maxDurationSeconds, expiry: expiry)
+        guard (1...Self.maxUploadLength).contains(bytes) else {
+            throw SinkError(.rejected, .badRequest, "a Stream upload holds 1 byte to 30 GB, not \(bytes) bytes")
+        }
+        let created = try await create(bytes: bytes, metadata: [("maxDurationSeconds", String(maxDurationSeconds)),
+                                                               ("expiry", expiry.rfc3339), ("name", name)],
+                                       retries: nil, directUser: true)
+        return (created.uid, created.url)
+    }
+
+    /// Refuses, before any request, a duration Stream would refuse or an expiry already past.
+    private func checkDirectUpload(maxDurationSeconds: Int, expiry: Date) throws(SinkError) {
+        guard (1...Self.maxDirectUploadDuration).contains(maxDurationSeconds) else {
+            throw SinkError(.rejected, .badRequest, "maxDurationSeconds must be 1 to \(Self.maxDirectUploadDuration) (6 hours) "
+                            + "for a Stream direct upload, not \(maxDurationSeconds)")
+        }
+        guard expiry > api.retrier.clock.now() else {
+            throw SinkError(.rejected, .badRequest, "a Stream direct upload URL must expire in the future, not at \(expiry.rfc3339)")
+        }
     }
 
     /// The `Upload-Metadata` key (so an arbitrary `meta` entry of the video) that ties a tus
@@ -141,11 +195,14 @@ public struct StreamClient: Sendable {
     }
 
     /// `POST /stream` with tus headers: the uid from `stream-media-id`, the upload URL from `Location`.
-    func create(bytes: Int64, metadata: [(String, String?)], retries: RetryCount?) async throws(SinkError) -> (uid: String, url: String) {
+    /// `directUser`: `POST /stream?direct_user=true`, whose `Location` is a one-time URL that takes
+    /// the HEADs and PATCHes without the API token.
+    func create(bytes: Int64, metadata: [(String, String?)], retries: RetryCount?,
+                directUser: Bool = false) async throws(SinkError) -> (uid: String, url: String) {
         let encoded = metadata.map { key, value in value.map { "\(key) \(Data($0.utf8).base64EncodedString())" } ?? key }
             .joined(separator: ",")
-        let request = api.request("POST", base, headers: [("Tus-Resumable", "1.0.0"), ("Upload-Length", "\(bytes)"),
-                                                          ("Upload-Metadata", encoded)])
+        let request = api.request("POST", directUser ? base + "?direct_user=true" : base,
+                                  headers: [("Tus-Resumable", "1.0.0"), ("Upload-Length", "\(bytes)"), ("Upload-Metadata", encoded)])
         let answer = try await api.send(request, retries: retries)
         guard answer.status == 201 || answer.status == 200, let location = answer.http.header("Location") else {
             throw Self.refusal(answer)

@@ -79,3 +79,47 @@ final class Checkpoints: Sendable {
         }
     }
 }
+
+/// The curl command line, as a browser or an uploader's script would send to a one-time URL:
+/// no Authorization, an empty `Expect:` (Cloudflare never answers 100 Continue).
+enum Curl {
+    struct Answer {
+        var status: Int
+        var headers: [String: String]
+        var body: String
+    }
+
+    static func run(_ arguments: [String]) -> Answer {
+        let result = Shell.run("/usr/bin/curl", ["-sS", "-D", "-", "-H", "Expect:"] + arguments)
+        // `-D -` writes the head before the body; the last head counts.
+        let text = result.stdout.replacingOccurrences(of: "\r\n", with: "\n")
+        let split = text.range(of: "\n\n")
+        let head = split.map { String(text[..<$0.lowerBound]) } ?? text
+        let body = split.map { String(text[$0.upperBound...]) } ?? ""
+        let lines = head.split(separator: "\n")
+        let status = lines.first.flatMap { $0.split(separator: " ").dropFirst().first }.flatMap { Int($0) } ?? 0
+        var headers: [String: String] = [:]
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        return Answer(status: status, headers: headers, body: body.isEmpty ? result.stderr : body)
+    }
+
+    /// One `multipart/form-data` POST with the file as its `file` part.
+    static func postFile(_ url: String, file: URL, type: String) -> Answer {
+        run(["-X", "POST", "-F", "file=@\(file.path);type=\(type)", url])
+    }
+
+    /// A tus HEAD, or a PATCH of `file` at `offset`.
+    static func tus(_ method: String, _ url: String, offset: Int = 0, file: URL? = nil) -> Answer {
+        var arguments = ["-H", "Tus-Resumable: 1.0.0"]
+        if method == "HEAD" {
+            arguments += ["-I"]
+        } else if let file {
+            arguments += ["-X", method, "-H", "Upload-Offset: \(offset)", "-H", "Content-Type: application/offset+octet-stream",
+                          "--data-binary", "@\(file.path)"]
+        }
+        return run(arguments + [url])
+    }
+}

@@ -19,13 +19,20 @@ Routes (A = /client/v4/accounts/{account}):
     POST A/images/v1                    multipart upload (5400 5413 5415 5455 5409)
     GET|DELETE A/images/v1/{id}         id may hold raw or %2F-encoded slashes (5404)
     GET  A/images/v1/stats
-    POST A/images/v2/direct_upload      draft + uploadURL -> POST /upload/fakehash/{id} (no auth)
+    POST A/images/v2/direct_upload      draft + uploadURL -> POST /upload/fakehash/{id} (no auth); expiry
+                                        (RFC 3339) must lie now+2 min .. now+6 h
     POST A/stream                       tus creation (Tus-Resumable) or basic multipart (<= 200 MB)
+    POST A/stream?direct_user=true      tus creation for a direct creator: maxDurationSeconds (1-21600) and
+                                        optional expiry in Upload-Metadata; Location /upload/tus/{uid} takes
+                                        HEAD and PATCH without auth
+    POST A/stream/direct_upload         JSON {maxDurationSeconds (1-21600), expiry?, meta?, creator?}:
+                                        {uid, uploadURL} -> one POST /upload/stream/{uid} (no auth), file <= 200 MB
     HEAD|PATCH A/stream/tus/{uid}       tus offset / data, with Cloudflare's chunk rules
     GET  A/stream                       list: status, creator, search (in meta.name), start (created at or
                                         after), end (before), asc; at most --stream-page (1000) per call
     GET|DELETE A/stream/{uid}           (10003 = not found)
     POST|GET A/stream/live_inputs, GET|DELETE A/stream/live_inputs/{uid}
+One-time upload URLs (/upload/...) take no token and are not checked for expiry.
 Other error codes: 9999 chunked body, 9998 Expect refused, 9997 bad Content-Length,
 10000 auth/account, 10005 Stream request problems, 7003 no route, 7001 wrong method,
 10001 injected faults (default) and internal errors of the fake.
@@ -84,6 +91,9 @@ BASIC_MAX = 200_000_000              # Stream basic (non-tus) upload limit
 TUS_MAX_LENGTH = 30_000_000_000
 TUS_MIN_CHUNK, TUS_MAX_CHUNK, TUS_GRAIN = 5_242_880, 209_715_200, 262_144
 JSON_BODY_MAX = 1 << 20
+IMAGE_EXPIRY_MIN, IMAGE_EXPIRY_MAX = 120, 21_600    # Images direct upload expiry: now+2 min .. now+6 h
+DIRECT_EXPIRY_DEFAULT = 1800         # both direct upload kinds default to now+30 min
+MAX_DURATION_MAX = 21_600            # Stream direct uploads: maxDurationSeconds 1 .. 21600
 DELIVERY = "https://imagedelivery.net/fakehash"
 CUSTOMER = "https://customer-fake.cloudflarestream.com"
 UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -317,6 +327,9 @@ class Video:
     chunk_violations: list = field(default_factory=list)
     patch_sizes: list = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    direct: str | None = None        # direct creator upload: "basic" or "tus"
+    max_duration: int | None = None
+    upload_expiry: str | None = None
 
 
 def image_object(img: Image) -> dict:
@@ -344,8 +357,8 @@ def video_object(v: Video, ready_after: int) -> dict:
             "thumbnailTimestampPct": 0, "readyToStream": ready, "readyToStreamAt": v.completed_at if ready else None,
             "status": {"state": state, "pctComplete": pct, "errorReasonCode": "", "errorReasonText": ""},
             "meta": dict(v.meta), "created": v.created, "modified": v.modified, "uploaded": v.completed_at,
-            "uploadExpiry": None, "size": v.length, "preview": f"{base}/watch", "allowedOrigins": [],
-            "requireSignedURLs": v.require_signed, "scheduledDeletion": None, "maxDurationSeconds": None,
+            "uploadExpiry": v.upload_expiry, "size": v.length, "preview": f"{base}/watch", "allowedOrigins": [],
+            "requireSignedURLs": v.require_signed, "scheduledDeletion": None, "maxDurationSeconds": v.max_duration,
             "duration": -1, "input": {"width": -1, "height": -1},
             "playback": {"hls": f"{base}/manifest/video.m3u8", "dash": f"{base}/manifest/video.mpd"}}
 
@@ -503,13 +516,15 @@ class State:
         with self.lock:
             images = {i.id: {"id": i.id, "meta": i.meta, "requireSignedURLs": i.require_signed, "draft": i.draft,
                              "size": i.size, "sha256": i.sha256, "content_type": i.content_type,
-                             "filename": i.filename, "format": i.format, "width": i.width, "height": i.height}
+                             "filename": i.filename, "format": i.format, "width": i.width, "height": i.height,
+                             "expiry": i.expiry}
                       for i in self.images.values()}
             videos = {v.uid: {"uid": v.uid, "kind": v.kind, "size": v.offset, "length": v.length,
                               "offset": v.offset, "sha256": v.hasher.copy().hexdigest(), "meta": v.meta,
                               "upload_metadata": v.upload_metadata, "requireSignedURLs": v.require_signed,
                               "state": video_status(v, self.ready_after)[0],
-                              "chunk_violations": list(v.chunk_violations), "patch_sizes": list(v.patch_sizes)}
+                              "chunk_violations": list(v.chunk_violations), "patch_sizes": list(v.patch_sizes),
+                              "direct": v.direct, "maxDurationSeconds": v.max_duration, "uploadExpiry": v.upload_expiry}
                       for v in self.videos.values()}
             return json.loads(json.dumps({"images": images, "videos": videos, "live_inputs": self.live_inputs}))
 
@@ -585,6 +600,38 @@ def parse_count(text: str | None) -> int | None:
     return int(text) if re.fullmatch(r"[0-9]{1,20}", text) else None
 
 
+def parse_expiry(text: str, code: int) -> datetime.datetime:
+    """An RFC 3339 date-time with a time zone, or an ApiError with `code`."""
+    try:
+        when = datetime.datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise ApiError(400, code, "expiry must be an RFC 3339 date-time with a time zone")
+    return when
+
+
+def seconds_ahead(when: datetime.datetime) -> float:
+    return (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
+
+
+def direct_stream_settings(max_duration, expiry) -> tuple[int, str]:
+    """(maxDurationSeconds, uploadExpiry) of a Stream direct creator upload, checked."""
+    if isinstance(max_duration, str) and re.fullmatch(r"[0-9]{1,9}", max_duration.strip()):
+        max_duration = int(max_duration.strip())
+    if not isinstance(max_duration, int) or isinstance(max_duration, bool) or not 1 <= max_duration <= MAX_DURATION_MAX:
+        raise ApiError(400, 10005, f"maxDurationSeconds is required and must be an integer from 1 to {MAX_DURATION_MAX}")
+    if expiry is None:
+        when = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=DIRECT_EXPIRY_DEFAULT)
+    elif not isinstance(expiry, str):
+        raise ApiError(400, 10005, "expiry must be an RFC 3339 date-time")
+    else:
+        when = parse_expiry(expiry, 10005)
+        if seconds_ahead(when) <= 0:
+            raise ApiError(400, 10005, "expiry must be in the future")
+    return max_duration, when.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def custom_id_problem(image_id: str, signed: bool) -> str | None:
     if signed:
         return "custom id cannot be combined with requireSignedURLs"
@@ -608,6 +655,7 @@ ACCOUNT_ROUTES = [  # (method, pattern on the path after /accounts/{acc}, handle
     ("DELETE", r"/images/v1/(.+)", "image_delete"),
     ("POST", r"/images/v2/direct_upload", "image_direct_upload"),
     ("POST", r"/stream", "stream_post"),
+    ("POST", r"/stream/direct_upload", "stream_direct_upload"),
     ("GET", r"/stream", "stream_list"),
     ("POST", r"/stream/live_inputs", "live_create"),
     ("GET", r"/stream/live_inputs", "live_list"),
@@ -617,6 +665,13 @@ ACCOUNT_ROUTES = [  # (method, pattern on the path after /accounts/{acc}, handle
     ("PATCH", r"/stream/tus/([^/]+)", "tus_patch"),
     ("GET", r"/stream/([^/]+)", "video_get"),
     ("DELETE", r"/stream/([^/]+)", "video_delete"),
+]
+
+
+ONE_TIME_ROUTES = [  # (methods, pattern on the whole path, handler): direct creator upload URLs, no auth
+    (("POST",), r"/upload/fakehash/(.+)", "image_direct_fill"),
+    (("POST",), r"/upload/stream/([^/]+)", "stream_direct_fill"),
+    (("HEAD", "PATCH"), r"/upload/tus/([^/]+)", "direct_tus"),
 ]
 
 
@@ -794,12 +849,7 @@ class Handler(BaseHTTPRequestHandler):
     def dispatch(self):
         path = self.path_only
         if path.startswith("/upload/"):
-            match = re.fullmatch(r"/upload/fakehash/(.+)", path)
-            if not match:
-                raise ApiError(404, 7003, "No route for that URI")
-            if self.command != "POST":
-                raise ApiError(405, 7001, "Method not allowed")
-            return self.image_direct_fill(unquote(match[1]))
+            return self.one_time_upload(path)
         is_verify = path == "/client/v4/user/tokens/verify" or path.endswith("/tokens/verify")
         self.check_token(is_verify)
         if path == "/client/v4/user/tokens/verify":
@@ -816,6 +866,16 @@ class Handler(BaseHTTPRequestHandler):
                 return getattr(self, name)(*(unquote(g) for g in route.groups()))
             known = known or route is not None
         raise ApiError(405, 7001, "Method not allowed") if known else ApiError(404, 7003, "No route for that URI")
+
+    def one_time_upload(self, path: str):
+        """The one-time URLs of direct creator uploads: no token, the upload's id in the path."""
+        for methods, pattern, name in ONE_TIME_ROUTES:
+            match = re.fullmatch(pattern, path)
+            if match:
+                if self.command not in methods:
+                    raise ApiError(405, 7001, "Method not allowed")
+                return getattr(self, name)(unquote(match[1]))
+        raise ApiError(404, 7003, "No route for that URI")
 
     def no_method(self):
         raise ApiError(405, 7001, "Method not allowed")
@@ -918,10 +978,9 @@ class Handler(BaseHTTPRequestHandler):
         meta, signed, image_id = self.image_options(fields)
         expiry = fields.get("expiry", "").strip() or None
         if expiry:
-            try:
-                datetime.datetime.fromisoformat(expiry.replace("Z", "+00:00"))
-            except ValueError:
-                raise ApiError(400, 5400, "expiry must be an RFC 3339 date-time")
+            ahead = seconds_ahead(parse_expiry(expiry, 5400))
+            if not IMAGE_EXPIRY_MIN <= ahead <= IMAGE_EXPIRY_MAX:
+                raise ApiError(400, 5400, "expiry must be at least 2 minutes and at most 6 hours from now")
         img = Image(image_id or str(uuid.uuid4()), meta, signed, True, iso_now(True), expiry=expiry)
         self.server.state.store_image(img, None)
         self.ok({"id": img.id, "uploadURL": f"{self.base_url()}/upload/fakehash/{quote(img.id, safe='/')}"})
@@ -936,15 +995,30 @@ class Handler(BaseHTTPRequestHandler):
         self.server.state.store_image(img, data, fill=True)
         self.ok(image_object(img))
 
+    def read_json(self, *objects: str) -> dict:
+        """A small JSON object body (empty: {}) whose keys `objects`, when present, hold objects too."""
+        if self.reader.length > JSON_BODY_MAX:
+            raise ApiError(413, 10005, "request body too large")
+        raw = self.reader.read_all()
+        try:
+            body = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            raise ApiError(400, 10005, "body must be JSON")
+        if not isinstance(body, dict) or any(not isinstance(body.get(key) or {}, dict) for key in objects):
+            names = ["body", *objects]
+            raise ApiError(400, 10005, f"{', '.join(names[:-1])} and {names[-1]} must be JSON objects")
+        return body
+
     # ---- Stream
     def stream_post(self):
-        return self.tus_create() if "Tus-Resumable" in self.headers else self.basic_upload()
+        direct = "direct_user=true" in self.query.split("&")
+        return self.tus_create(direct) if direct or "Tus-Resumable" in self.headers else self.basic_upload()
 
     def check_tus_version(self) -> None:
         if self.headers.get("Tus-Resumable", "").strip() != "1.0.0":
             raise ApiError(412, 10005, "Tus-Resumable: 1.0.0 is required", {"Tus-Version": "1.0.0"})
 
-    def tus_create(self):
+    def tus_create(self, direct: bool = False):
         self.check_tus_version()
         length = parse_count(self.headers.get("Upload-Length"))
         if length is None:
@@ -955,17 +1029,22 @@ class Handler(BaseHTTPRequestHandler):
             metadata = parse_upload_metadata(self.headers.get("Upload-Metadata", ""))
         except ValueError as err:
             raise ApiError(400, 10005, str(err))
+        settings = {k.lower(): v for k, v in metadata.items()}
+        max_duration, expiry = (direct_stream_settings(settings.get("maxdurationseconds"), settings.get("expiry"))
+                                if direct else (None, None))
         self.reader.discard()
         state, uid = self.server.state, secrets.token_hex(16)
         video = Video(uid, "tus", length, state.new_path("videos", uid),
                       {k: v for k, v in metadata.items() if k.lower() not in TUS_SETTING_KEYS}, metadata,
                       require_signed=any(k.lower() == "requiresignedurls" for k in metadata),
-                      creator=self.headers.get("Upload-Creator"))
+                      creator=self.headers.get("Upload-Creator"), direct="tus" if direct else None,
+                      max_duration=max_duration, upload_expiry=expiry)
         open(video.path, "wb").close()
         state.add_video(video)
         state.append(video, b"")  # an empty upload is complete at once
-        self.reply(201, None, {"Location": f"{self.base_url()}/client/v4/accounts/{self.server.account}/stream/tus/{uid}",
-                               "stream-media-id": uid, "Tus-Resumable": "1.0.0"})
+        location = (f"{self.base_url()}/upload/tus/{uid}" if direct
+                    else f"{self.base_url()}/client/v4/accounts/{self.server.account}/stream/tus/{uid}")
+        self.reply(201, None, {"Location": location, "stream-media-id": uid, "Tus-Resumable": "1.0.0"})
 
     def basic_upload(self):
         boundary = multipart_boundary(self.headers.get("Content-Type", ""))
@@ -975,16 +1054,20 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(413, 10005, "basic uploads are limited to 200 MB; use tus")
         state, uid = self.server.state, secrets.token_hex(16)
         video = Video(uid, "basic", 0, state.new_path("videos", uid), {}, {})
-        with tempfile.TemporaryFile(dir=os.path.join(state.data_dir, "spool")) as spool:
+        self.receive_file_part(boundary, video)
+        state.add_video(video)
+        state.append(video, b"")
+        self.ok(video_object(video, state.ready_after))
+
+    def receive_file_part(self, boundary: bytes, video: Video) -> None:
+        """Spool the multipart body to disk, then copy its `file` part into the video."""
+        with tempfile.TemporaryFile(dir=os.path.join(self.server.state.data_dir, "spool")) as spool:
             while piece := self.reader.read():
                 spool.write(piece)
             if self.reader.truncated:
                 raise Dropped()
             spool.flush()
             self.copy_file_part(FileView(spool.fileno(), self.reader.received), boundary, video)
-        state.add_video(video)
-        state.append(video, b"")
-        self.ok(video_object(video, state.ready_after))
 
     def copy_file_part(self, body: FileView, boundary: bytes, video: Video) -> None:
         try:
@@ -1001,6 +1084,49 @@ class Handler(BaseHTTPRequestHandler):
                 out.write(piece)
                 video.hasher.update(piece)
         video.offset = video.length
+
+    def stream_direct_upload(self):
+        body = self.read_json("meta")
+        max_duration, expiry = direct_stream_settings(body.get("maxDurationSeconds"), body.get("expiry"))
+        creator = body.get("creator")
+        if creator is not None and (not isinstance(creator, str) or len(creator) > 64):
+            raise ApiError(400, 10005, "creator must be a string of at most 64 characters")
+        state, uid = self.server.state, secrets.token_hex(16)
+        video = Video(uid, "basic", 0, state.new_path("videos", uid), dict(body.get("meta") or {}), {},
+                      require_signed=body.get("requireSignedURLs") is True, creator=creator, direct="basic",
+                      max_duration=max_duration, upload_expiry=expiry)
+        state.add_video(video)
+        self.ok({"uid": uid, "uploadURL": f"{self.base_url()}/upload/stream/{uid}", "scheduledDeletion": None,
+                 "watermark": None})
+
+    def stream_direct_fill(self, uid: str):
+        """The one POST a basic direct creator upload URL takes: multipart, `file` <= 200 MB."""
+        video = self.server.state.video(uid)
+        if video.direct != "basic":
+            raise ApiError(404, 10003, "video not found")
+        boundary = multipart_boundary(self.headers.get("Content-Type", ""))
+        if boundary is None:
+            raise ApiError(415, 10005, "direct uploads must be multipart/form-data")
+        if self.reader.length > BASIC_MAX:
+            raise ApiError(413, 10005, "direct uploads are limited to 200 MB; use tus")
+        if not video.lock.acquire(blocking=False):
+            raise ApiError(409, 10005, "an upload to this URL is already in progress")
+        try:
+            if video.completed_at is not None:
+                raise ApiError(409, 10005, "this upload URL has already been used")
+            created_meta = dict(video.meta)
+            self.receive_file_part(boundary, video)
+            video.meta = {**video.meta, **created_meta}  # the creator's meta wins over the file's name
+            self.server.state.append(video, b"")
+        finally:
+            video.lock.release()
+        self.ok(video_object(video, self.server.state.ready_after))
+
+    def direct_tus(self, uid: str):
+        """HEAD and PATCH on the one-time tus URL of a direct creator upload, without the token."""
+        if self.server.state.video(uid).direct != "tus":
+            raise ApiError(404, 10003, "video not found")
+        return self.tus_head(uid) if self.command == "HEAD" else self.tus_patch(uid)
 
     def tus_head(self, uid: str):
         self.check_tus_version()
@@ -1080,16 +1206,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- live inputs
     def live_create(self):
-        if self.reader.length > JSON_BODY_MAX:
-            raise ApiError(413, 10005, "request body too large")
-        raw = self.reader.read_all()
-        try:
-            body = json.loads(raw) if raw.strip() else {}
-        except ValueError:
-            raise ApiError(400, 10005, "body must be JSON")
-        if not isinstance(body, dict) or not isinstance(body.get("meta") or {}, dict) \
-                or not isinstance(body.get("recording") or {}, dict):
-            raise ApiError(400, 10005, "body, meta and recording must be JSON objects")
+        body = self.read_json("meta", "recording")
         live = new_live_input(body)
         if live["recording"]["mode"] not in ("off", "automatic"):
             raise ApiError(400, 10005, "recording.mode must be off or automatic")

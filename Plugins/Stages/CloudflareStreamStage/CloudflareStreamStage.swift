@@ -5,7 +5,7 @@ public import MediaPipeline
 /// Cloudflare Stream for lesson videos: a basic form upload up to 200 MB, tus above that, 30 GB
 /// at most. Needs CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN.
 public struct CloudflareStreamStage: Sink {
-    public static let maxBytes: Int64 = 30_000_000_000
+    public static let maxBytes = StreamClient.maxUploadLength
     public static let basicLimit: Int64 = 200_000_000
 
     let environment: CloudflareEnvironment
