@@ -248,6 +248,43 @@ public protocol Sink: Sendable {
     func directUpload(for asset: Asset, expiry: Date, context: StageContext) async throws -> JSONValue
 }
 
+/// What a client needs to upload a declared file straight to a provider: `{method, url, …,
+/// expiresAt, id, ref}`, the one shape every sink's `directUpload` answers in.
+public struct DirectUploadTicket: Sendable {
+    public var method: String
+    public var url: String
+    /// How the bytes go: `form` (a multipart POST with the file in `field`), `tus`, or `put` (the
+    /// body as is, with exactly `headers`).
+    public var protocolName: String
+    public var field: String?
+    public var headers: [(name: String, value: String)]
+    public var expiry: Date
+    /// The media's id at the provider and its reference (`images:<id>`, `r2:<key>`, `stream:<uid>`).
+    public var id: String
+    public var ref: String
+
+    public init(method: String, url: String, protocolName: String, field: String? = nil, headers: [(name: String, value: String)] = [],
+                expiry: Date, id: String, ref: String) {
+        self.method = method
+        self.url = url
+        self.protocolName = protocolName
+        self.field = field
+        self.headers = headers
+        self.expiry = expiry
+        self.id = id
+        self.ref = ref
+    }
+
+    public var json: JSONValue {
+        var pairs: [(key: String, value: JSONValue)] = [("method", .string(method)), ("url", .string(url)), ("protocol", .string(protocolName))]
+        if let field { pairs.append(("field", .string(field))) }
+        if !headers.isEmpty { pairs.append(("headers", .object(headers.map { ($0.name, .string($0.value)) }))) }
+        let formatter = ISO8601DateFormatter()
+        pairs += [("expiresAt", .string(formatter.string(from: expiry))), ("id", .string(id)), ("ref", .string(ref))]
+        return .object(pairs)
+    }
+}
+
 extension Sink {
     public func directUpload(for asset: Asset, expiry: Date, context: StageContext) async throws -> JSONValue {
         throw SinkError(.rejected, .directUploadUnsupported, "\(sinkName) does not hand out direct upload URLs")

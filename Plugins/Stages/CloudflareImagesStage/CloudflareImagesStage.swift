@@ -1,5 +1,5 @@
 import CloudflareClient
-import Foundation
+public import Foundation
 public import MediaPipeline
 
 /// Cloudflare Images: for web images within its limits (10 MB, 12,000 px side, 100 MP, 50 MP over
@@ -76,6 +76,16 @@ public struct CloudflareImagesStage: Sink {
         }
         if retries.value > 0 { result = result.adding("retries", .int(retries.value)) }
         return result
+    }
+
+    /// A direct creator upload URL: the browser POSTs the file as the form field `file`, with no
+    /// token. Images chooses the id; the metadata says where the upload came from.
+    public func directUpload(for asset: Asset, expiry: Date, context: StageContext) async throws -> JSONValue {
+        let metadata = JSONValue.object([("source", .string(asset.source)), ("purpose", asset.purpose.map(JSONValue.string) ?? .null),
+                                         ("direct", true)])
+        let made = try await client.directUpload(metadata: metadata, expiry: expiry, requireSignedURLs: requireSignedURLs)
+        return DirectUploadTicket(method: "POST", url: made.uploadURL, protocolName: "form", field: "file", expiry: expiry,
+                                  id: made.id, ref: "images:\(made.id)").json
     }
 
     /// `mp/<purpose>/<sha256>`: deterministic, never shaped like a UUID.

@@ -1,5 +1,5 @@
 import CloudflareClient
-import Foundation
+public import Foundation
 public import MediaPipeline
 
 /// R2 over its S3 API: every kind of file, under a key made from a template. Needs
@@ -92,6 +92,24 @@ public struct CloudflareR2Stage: Sink {
         return .object(result)
     }
 
+    /// A presigned PUT: the browser sends the bytes with exactly the declared type and length
+    /// (both signed), within one PUT's limit. The key cannot hold the content's SHA-256, which
+    /// is not known yet: `{sha256}` becomes `upload-<random id>`.
+    public func directUpload(for asset: Asset, expiry: Date, context: StageContext) async throws -> JSONValue {
+        let file = try asset.upload()
+        guard file.bytes <= Self.maxPartBytes else {
+            throw SinkError(.rejected, .tooLarge, "\(Quantity.describe(bytes: file.bytes)) is over R2's largest single PUT (5 GiB − 5 MiB); a presigned URL takes one PUT")
+        }
+        let key = try key(for: asset, file: file, context: context)
+        let seconds = max(1, min(Int(expiry.timeIntervalSinceNow.rounded()), 604_800))
+        let url = client.presignedPut(key: key, contentType: file.mime, bytes: file.bytes, expires: seconds)
+        return DirectUploadTicket(method: "PUT", url: url.absoluteString, protocolName: "put",
+                                  headers: [("Content-Type", file.mime), ("Content-Length", String(file.bytes)),
+                                            // Not signed, but asked for by R2 on some accounts.
+                                            ("x-amz-content-sha256", "UNSIGNED-PAYLOAD")],
+                                  expiry: Date().addingTimeInterval(Double(seconds)), id: key, ref: "r2:\(key)").json
+    }
+
     /// One part size for the whole upload: at least `smallest`, grown in whole MiB so the
     /// file fits in 10,000 parts.
     public static func partSize(for bytes: Int64, smallest: Int64) -> Int64 {
@@ -106,7 +124,7 @@ public struct CloudflareR2Stage: Sink {
         let values: [String: String] = [
             "{purposePrefix}": asset.purpose.flatMap { context.purposes[$0]?.prefix } ?? "",
             "{purpose}": asset.purpose ?? "",
-            "{sha256}": try asset.sha256(),
+            "{sha256}": asset.isDeclared ? "upload-" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "") : try asset.sha256(),
             "{ext}": MediaTypes.preferredExtension(for: file.mime),
             "{name}": (asset.relativePath as NSString).lastPathComponent,
             "{path}": asset.relativePath,

@@ -1,5 +1,5 @@
 import CloudflareClient
-import Foundation
+public import Foundation
 public import MediaPipeline
 
 /// Cloudflare Stream for lesson videos: a basic form upload up to 200 MB, tus above that, 30 GB
@@ -42,6 +42,22 @@ public struct CloudflareStreamStage: Sink {
     public func refusal(for file: PreparedFile) -> String? {
         guard AssetKind(mime: file.mime) == .video else { return "Stream takes only videos, not \(file.mime)" }
         return file.bytes > Self.maxBytes ? "\(Quantity.describe(bytes: file.bytes)) is over Stream's 30 GB limit" : nil
+    }
+
+    /// A direct creator upload URL: a form POST (field `file`) up to 200 MB, a one-time tus
+    /// URL above. The video may last at most 6 hours (Stream's largest `maxDurationSeconds`).
+    public func directUpload(for asset: Asset, expiry: Date, context: StageContext) async throws -> JSONValue {
+        let bytes = try asset.size(), name = (asset.relativePath as NSString).lastPathComponent
+        if bytes <= Self.basicLimit {
+            let made = try await client.directUpload(maxDurationSeconds: StreamClient.maxDirectUploadDuration, expiry: expiry,
+                                                     meta: ["name": name, "purpose": asset.purpose ?? ""])
+            return DirectUploadTicket(method: "POST", url: made.uploadURL, protocolName: "form", field: "file", expiry: expiry,
+                                      id: made.uid, ref: "stream:\(made.uid)").json
+        }
+        let made = try await client.directTusUpload(bytes: bytes, maxDurationSeconds: StreamClient.maxDirectUploadDuration,
+                                                    expiry: expiry, name: name)
+        return DirectUploadTicket(method: "PATCH", url: made.uploadURL, protocolName: "tus", expiry: expiry,
+                                  id: made.uid, ref: "stream:\(made.uid)").json
     }
 
     public func plan(for asset: Asset, context: StageContext) throws -> UploadPlan {
