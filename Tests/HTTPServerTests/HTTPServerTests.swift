@@ -121,20 +121,28 @@ struct HTTPServerTests {
         }
     }
 
-    @Test func headersTrickledByteByByteAreCutAtTheHeaderDeadline() async throws {
+    /// With and without the request line already sent: before it no request exists yet, after it
+    /// libmicrohttpd reports the request's end, and both paths must log the deadline.
+    @Test(arguments: [("", "-"), ("GET /slow HTTP/1.1\r\n", "/slow")])
+    func headersTrickledByteByByteAreCutAtTheHeaderDeadline(sentAtOnce: String, loggedPath: String) async throws {
         try await withServer(configure: { $0.headerDeadline = 2; $0.idleTimeout = 30 }) { server, _, recorder in
             let port = server.port
             let elapsed: Double? = await onThread {
                 guard let client = RawClient(port: port) else { return nil }
                 let start = Date()
-                for byte in "GET /slow HTTP/1.1\r\nHost: test\r\nX-Padding: aaaaaaaaaaaaaaaaaaaa\r\n\r\n".utf8 {
+                let request = "GET /slow HTTP/1.1\r\nHost: test\r\nX-Padding: aaaaaaaaaaaaaaaaaaaa\r\n\r\n"
+                client.send(sentAtOnce)
+                for byte in request.utf8.dropFirst(sentAtOnce.utf8.count) {
                     if !client.send(Data([byte])) || client.isClosed(within: 1) { return Date().timeIntervalSince(start) }
                 }
                 return nil
             }
             let seconds = try #require(elapsed, "the connection stayed open for the whole trickle")
             #expect(seconds >= 1.5 && seconds < 6)
-            #expect(await eventually { recorder.log.contains { $0.note == "header deadline" && $0.status == 408 } })
+            #expect(await eventually {
+                recorder.log.contains { $0.note == "header deadline" && $0.status == 408 && $0.rawPath == loggedPath }
+            })
+            #expect(recorder.handledCount == 0)
         }
     }
 
@@ -183,6 +191,24 @@ struct HTTPServerTests {
             #expect(response.status == 413)
             #expect(recorder.handledCount == 0)
             #expect(await eventually { TestFiles.listing(uploads).isEmpty && server.inFlight == 0 })
+        }
+    }
+
+    @Test func endlessChunkedBodyOverTheLimitIsCutWithoutStoringMore() async throws {
+        try await withServer(admit: { _ in .handle(bodyLimit: 1000) }) { server, uploads, recorder in
+            let port = server.port
+            let closed = await onThread { () -> Bool in
+                guard let client = RawClient(port: port) else { return false }
+                client.send("POST /endless HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n")
+                let chunk = Data("10000\r\n".utf8) + Data(repeating: 0x62, count: 65536) + Data("\r\n".utf8)
+                for _ in 0..<64 where client.send(chunk) {}
+                return client.isClosed(within: 10)
+            }
+            #expect(closed)
+            #expect(await eventually { recorder.log.contains { $0.note == "body over limit" && $0.status == 413 } })
+            #expect(TestFiles.listing(uploads).isEmpty)
+            #expect(server.inFlight == 0)
+            #expect(recorder.handledCount == 0)
         }
     }
 
