@@ -106,7 +106,8 @@ public final class HTTPServer: Sendable {
     }
 
     /// Graceful stop: stop accepting (MHD_quiesce_daemon), let admitted requests finish (bounded by
-    /// `timeout` seconds), then MHD_stop_daemon. Requests still running after `timeout` get 503.
+    /// `timeout` seconds), then MHD_stop_daemon. Requests on open connections that arrive meanwhile
+    /// get 503; handlers still running after `timeout` are cancelled and their requests answered 503.
     public func shutdown(timeout: Double) async {
         guard let current = running.withLock({ $0 }) else { return }
         core.stopping.store(true, ordering: .releasing)
@@ -114,17 +115,25 @@ public final class HTTPServer: Sendable {
         // The daemon no longer accepts; closing the socket makes new connections fail at once
         // instead of waiting in the kernel's backlog.
         if listener >= 0 { close(listener) }
-        let deadline = ContinuousClock.now + .milliseconds(Int(max(0, timeout) * 1000))
-        while inFlight > 0, ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(20))
+        await waitForIdle(upTo: .milliseconds(Int(max(0, timeout) * 1000)))
+        if inFlight > 0 {
+            core.abandonHandlers.store(true, ordering: .releasing)
+            // A moment for the abandoned requests' 503s to go out before the sockets close.
+            await waitForIdle(upTo: .seconds(1))
         }
-        if inFlight > 0 { core.abandonHandlers.store(true, ordering: .releasing) }
         // MHD_stop_daemon joins the connection threads: wait for it on a thread of its own.
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             Thread { [self] in
                 stop()
                 continuation.resume()
             }.start()
+        }
+    }
+
+    private func waitForIdle(upTo duration: Duration) async {
+        let deadline = ContinuousClock.now + duration
+        while inFlight > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
         }
     }
 

@@ -267,12 +267,14 @@ final class ServerCore: Sendable {
         let box = ResponseBox()
         let done = DispatchSemaphore(value: 0)
         let handle = handle
-        Task {
+        let task = Task {
             box.set(await handle(head, body))
             done.signal()
         }
         while done.wait(timeout: .now() + .milliseconds(100)) == .timedOut {
             if abandonHandlers.load(ordering: .relaxed) {
+                // Its body file goes when this request ends; the handler is told to stop.
+                task.cancel()
                 return .problem(status: 503, detail: "The server shut down before this request was handled.",
                                 headers: [("Connection", "close")])
             }

@@ -233,6 +233,23 @@ struct HTTPServerTests {
         }
     }
 
+    @Test func shutdownStopsWaitingForAStuckHandlerAfterItsTimeout() async throws {
+        let never = Gate()
+        try await withServer(handle: { _, _ in
+            await never.wait()
+            return HTTPResponse(status: 200)
+        }) { server, uploads, _ in
+            let port = server.port
+            async let running = exchange(port: port, post("/stuck", body: "work"))
+            #expect(await eventually { server.inFlight == 1 })
+            let start = ContinuousClock.now
+            await server.shutdown(timeout: 0.5)
+            #expect(ContinuousClock.now - start < .seconds(5))
+            #expect(await running?.status == 503)
+            #expect(TestFiles.listing(uploads).isEmpty)
+        }
+    }
+
     @Test func startFailsClearlyOnATakenPortOrABadHost() async throws {
         try await withServer { server, uploads, _ in
             var taken = HTTPServerConfiguration(temporaryDirectory: uploads)

@@ -163,6 +163,6 @@ final class Gate: Sendable {
     private let isOpen = Atomic(false)
     func open() { isOpen.store(true, ordering: .releasing) }
     func wait() async {
-        while !isOpen.load(ordering: .acquiring) { try? await Task.sleep(for: .milliseconds(10)) }
+        while !isOpen.load(ordering: .acquiring), !Task.isCancelled { try? await Task.sleep(for: .milliseconds(10)) }
     }
 }
