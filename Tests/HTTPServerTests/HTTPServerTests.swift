@@ -1,6 +1,6 @@
 import Foundation
 import Glibc
-import HTTPServer
+@testable import HTTPServer
 import Testing
 import TestSupport
 
@@ -250,6 +250,35 @@ struct HTTPServerTests {
         }
     }
 
+    @Test func bodyThatCannotBeStoredGets500AndFreesItsSlot() async throws {
+        try await withServer(configure: { $0.temporaryDirectory.appendPathComponent("missing") }) { server, _, recorder in
+            let response = try #require(await exchange(port: server.port, post("/up", body: "data")))
+            #expect(response.status == 500)
+            #expect(response.headers["content-type"] == "application/problem+json")
+            #expect((response.json?["detail"] as? String)?.contains("missing") == true)
+            #expect(recorder.handledCount == 0)
+            #expect(await eventually { server.inFlight == 0 })
+        }
+    }
+
+    @Test(arguments: [("0", Int64(0)), ("12", 12), ("10737418240", 10_737_418_240), ("9223372036854775807", Int64.max),
+                      ("", nil), ("+12", nil), ("-1", nil), (" 12", nil), ("12 ", nil), ("1e3", nil), ("0x10", nil),
+                      ("9223372036854775808", nil), ("99999999999999999999", nil)] as [(String, Int64?)])
+    func contentLengthIsParsedStrictly(text: String, expected: Int64?) {
+        #expect(HTTPRequestHead.parseContentLength(text) == expected)
+    }
+
+    @Test(.enabled(if: ipv6LoopbackWorks()))
+    func listensOnAnIPv6Literal() async throws {
+        try await withServer(configure: { $0.host = "::1" }, admit: { head in
+            .respond(HTTPResponse(status: 200, body: Data(head.remoteAddress.utf8)))
+        }) { server, _, _ in
+            let result = await Shell.runOnThread("/usr/bin/curl", ["-sS", "-g", "--max-time", "10", "http://[::1]:\(server.port)/health"])
+            #expect(result.status == 0)
+            #expect(result.stdout == "::1")
+        }
+    }
+
     @Test func startFailsClearlyOnATakenPortOrABadHost() async throws {
         try await withServer { server, uploads, _ in
             var taken = HTTPServerConfiguration(temporaryDirectory: uploads)
@@ -266,6 +295,19 @@ struct HTTPServerTests {
                                    handle: { _, _ in HTTPResponse(status: 500) }, log: { _ in })
             #expect(throws: HTTPServerError.self) { try third.start() }
         }
+    }
+}
+
+/// True when this machine can bind the IPv6 loopback address (some containers have no IPv6).
+private func ipv6LoopbackWorks() -> Bool {
+    let descriptor = socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
+    guard descriptor >= 0 else { return false }
+    defer { close(descriptor) }
+    var address = sockaddr_in6()
+    address.sin6_family = sa_family_t(AF_INET6)
+    address.sin6_addr = in6addr_loopback
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) == 0 }
     }
 }
 
