@@ -21,6 +21,7 @@ public struct HTTPAccessEntry: Sendable {
     /// Why the request ended abnormally ("header deadline", "body too slow", "client went away", …).
     public var note: String?
 
+    /// An entry with every field given.
     public init(time: Date, method: String, rawPath: String, status: Int, bytesIn: Int64, bytesOut: Int,
                 milliseconds: Double, remoteAddress: String, note: String? = nil) {
         self.time = time

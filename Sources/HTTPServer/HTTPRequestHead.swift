@@ -15,6 +15,7 @@ public struct HTTPRequestHead: Sendable {
     /// The client's IP address.
     public var remoteAddress: String
 
+    /// A head as the server builds it; tests and other front ends may build their own.
     public init(method: String, path: String, rawPath: String, query: [String: String] = [:],
                 headers: [String: String] = [:], contentLength: Int64? = nil, remoteAddress: String = "") {
         self.method = method

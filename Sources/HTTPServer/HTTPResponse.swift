@@ -10,6 +10,7 @@ public struct HTTPResponse: Sendable {
     /// The body bytes.
     public var body: Data
 
+    /// A response with the given status, headers and body.
     public init(status: Int, headers: [(name: String, value: String)] = [], body: Data = Data()) {
         self.status = status
         self.headers = headers

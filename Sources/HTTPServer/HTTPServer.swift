@@ -23,6 +23,8 @@ public final class HTTPServer: Sendable {
     private let started = Atomic(false)
     private let boundPort = Atomic(0)
 
+    /// A server that does not listen until `start`; `log` receives one entry per request (or per
+    /// connection closed before its request line), from libmicrohttpd's threads.
     public init(configuration: HTTPServerConfiguration,
                 admit: @escaping @Sendable (HTTPRequestHead) -> HTTPAdmission,
                 handle: @escaping @Sendable (HTTPRequestHead, _ body: URL) async -> HTTPResponse,

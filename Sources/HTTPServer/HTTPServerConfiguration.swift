@@ -24,6 +24,7 @@ public struct HTTPServerConfiguration: Sendable {
     /// The folder request bodies are streamed into (files 0600, removed when their request ends).
     public var temporaryDirectory: URL
 
+    /// The defaults above, with bodies stored in `temporaryDirectory`.
     public init(temporaryDirectory: URL) {
         self.temporaryDirectory = temporaryDirectory
     }

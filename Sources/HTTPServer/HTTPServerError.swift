@@ -24,5 +24,6 @@ public struct HTTPServerError: Error, Sendable, CustomStringConvertible {
     static func listen(_ message: String) -> HTTPServerError { HTTPServerError(.listen, message) }
     static func alreadyStarted() -> HTTPServerError { HTTPServerError(.alreadyStarted, "the HTTP server was already started; make a new HTTPServer to listen again") }
 
+    /// The message.
     public var description: String { message }
 }

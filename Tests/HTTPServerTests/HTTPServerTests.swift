@@ -288,6 +288,7 @@ struct HTTPServerTests {
             let error = try #require(throws: HTTPServerError.self) { try second.start() }
             #expect(error.isListenFailure)
             #expect(error.message.contains("127.0.0.1:\(server.port)"))
+            #expect(error.message.contains("Address already in use"), "\(error.message)")
 
             var bad = HTTPServerConfiguration(temporaryDirectory: uploads)
             bad.host = "localhost.invalid"
