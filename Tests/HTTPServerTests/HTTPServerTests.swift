@@ -146,15 +146,41 @@ struct HTTPServerTests {
         }
     }
 
-    @Test func bodyFarUnderTheMinimumRateIsClosedAndLeavesNoFile() async throws {
-        try await withServer(configure: { $0.minBodyRate = 10_000; $0.bodyGrace = 1 }) { server, uploads, recorder in
+    @Test func keptAliveConnectionServesAgainAndItsNextHeadersHaveTheirOwnDeadline() async throws {
+        try await withServer(configure: { $0.headerDeadline = 2; $0.idleTimeout = 30 }) { server, _, recorder in
+            let port = server.port
+            let outcome: (first: Int?, second: Int?, closedAfter: Double?) = await onThread {
+                guard let client = RawClient(port: port) else { return (nil, nil, nil) }
+                client.send("POST /one HTTP/1.1\r\nHost: test\r\nContent-Length: 3\r\n\r\nabc")
+                let first = client.readResponse()?.status
+                // Longer than half the deadline: a deadline counted from accept would cut the next request.
+                Thread.sleep(forTimeInterval: 1.2)
+                client.send("POST /two HTTP/1.1\r\nHost: test\r\nContent-Length: 3\r\n\r\ndef")
+                let second = client.readResponse()?.status
+                let idleSince = Date()
+                let closed = client.isClosed(within: 8)
+                return (first, second, closed ? Date().timeIntervalSince(idleSince) : nil)
+            }
+            #expect(outcome.first == 200)
+            #expect(outcome.second == 200)
+            let closedAfter = try #require(outcome.closedAfter, "the idle kept-alive connection was never closed")
+            #expect(closedAfter >= 1.5 && closedAfter < 6)
+            #expect(await eventually { recorder.log.contains { $0.note == "header deadline" && $0.rawPath == "-" } })
+            #expect(recorder.handledRequests.map(\.body) == [Data("abc".utf8), Data("def".utf8)])
+        }
+    }
+
+    /// A dripping body is caught by the check on each chunk; a body that never comes, only by the watchdog.
+    @Test(arguments: ["0123456789", ""])
+    func bodyFarUnderTheMinimumRateIsClosedAndLeavesNoFile(drip: String) async throws {
+        try await withServer(configure: { $0.minBodyRate = 10_000; $0.bodyGrace = 1; $0.idleTimeout = 30 }) { server, uploads, recorder in
             let port = server.port
             let elapsed: Double? = await onThread {
                 guard let client = RawClient(port: port) else { return nil }
                 let start = Date()
                 client.send("POST /drip HTTP/1.1\r\nHost: test\r\nContent-Length: 1000000\r\n\r\n")
                 for _ in 0..<60 {
-                    if !client.send("0123456789") || client.isClosed(within: 0.2) { return Date().timeIntervalSince(start) }
+                    if !client.send(drip) || client.isClosed(within: 0.2) { return Date().timeIntervalSince(start) }
                 }
                 return nil
             }

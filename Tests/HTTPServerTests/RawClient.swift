@@ -64,6 +64,27 @@ final class RawClient {
         return collected
     }
 
+    /// Reads one response whose length is given by Content-Length, leaving the connection open.
+    func readResponse(timeout: Double = 15) -> RawResponse? {
+        var collected = Data()
+        let deadline = Date().addingTimeInterval(timeout)
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while Date() < deadline {
+            if let response = RawResponse(collected), let length = response.headers["content-length"].flatMap(Int.init),
+               response.body.count >= length {
+                return response
+            }
+            var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&poller, 1, 100)
+            if ready == 0 { continue }
+            if ready < 0 { if errno == EINTR { continue }; return nil }
+            let count = recv(descriptor, &buffer, buffer.count, 0)
+            if count <= 0 { return nil }
+            collected.append(contentsOf: buffer[0..<count])
+        }
+        return nil
+    }
+
     /// True when the server has closed the connection (EOF or reset) within `timeout` seconds;
     /// response bytes that arrive first are skipped.
     func isClosed(within timeout: Double) -> Bool {
