@@ -37,6 +37,9 @@ let package = Package(
         .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl",
                        providers: [.apt(["libcurl4-openssl-dev"])]),
         .target(name: "CCurlShim", dependencies: ["CCurl"], path: "Sources/CCurlShim"),
+        .systemLibrary(name: "CMicroHTTPD", path: "Sources/CMicroHTTPD", pkgConfig: "libmicrohttpd",
+                       providers: [.apt(["libmicrohttpd-dev"])]),
+        .target(name: "CMicroHTTPDShim", dependencies: ["CMicroHTTPD"], path: "Sources/CMicroHTTPDShim"),
         .systemLibrary(name: "CArchive", path: "Sources/CArchive", pkgConfig: "libarchive",
                        providers: [.apt(["libarchive-dev"])]),
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", pkgConfig: "sqlite3",
@@ -57,6 +60,8 @@ let package = Package(
         .target(name: "Digests", dependencies: ["CCrypto"], path: "Sources/Digests"),
         // HTTP over libcurl: bodies streamed from disk with an exact length, retries, shared pauses.
         .target(name: "HTTPTransport", dependencies: ["CCurlShim"], path: "Sources/HTTPTransport"),
+        // An HTTP/1.1 server over libmicrohttpd: bodies streamed to files, bounded admissions, deadlines.
+        .target(name: "HTTPServer", dependencies: ["CMicroHTTPD", "CMicroHTTPDShim"], path: "Sources/HTTPServer"),
         // Cloudflare's APIs (v4 for Images and Stream, S3 for R2) shared by the three sinks.
         .target(name: "CloudflareClient", dependencies: ["MediaPipeline", "HTTPTransport", "Digests", "CCrypto"],
                 path: "Sources/CloudflareClient"),
@@ -73,7 +78,7 @@ let package = Package(
                 dependencies: ["MediaPipeline", "StandardStages", "CloudflareClient", "HTTPTransport"],
                 path: "Sources/MediaPipelineKit"),
         .executableTarget(name: "media-pipeline",
-                          dependencies: ["MediaPipeline", "StandardStages", "MediaPipelineKit", "LocalMedia", "CloudflareClient", "HTTPTransport", "CMalloc",
+                          dependencies: ["MediaPipeline", "StandardStages", "MediaPipelineKit", "HTTPServer", "Digests", "LocalMedia", "CloudflareClient", "HTTPTransport", "CMalloc",
                                          "Archives", "SQLiteJournal", "PostgresJournal"],
                           path: "Sources/media-pipeline"),
 
@@ -93,6 +98,7 @@ let package = Package(
         .testTarget(name: "SQLiteJournalTests", dependencies: ["SQLiteJournal", "MediaPipeline", "TestSupport"]),
         .testTarget(name: "PostgresJournalTests", dependencies: ["PostgresJournal", "MediaPipeline", "TestSupport"]),
         .testTarget(name: "MediaPipelineKitTests", dependencies: ["MediaPipelineKit", "MediaPipeline", "TestSupport"]),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["media-pipeline", "TestSupport", "MediaPipeline"]),
 
         // Fuzz target bodies: each parser of untrusted input fed arbitrary bytes. The tests replay
@@ -116,7 +122,7 @@ if Context.environment["MEDIA_PIPELINE_FUZZ"] != nil {
 
 // Strict settings for every Swift target, set once.
 for target in package.targets where target.type != .system && target.type != .plugin {
-    if target.name == "CVips" || target.name == "CCurlShim" { continue }
+    if target.name == "CVips" || target.name == "CCurlShim" || target.name == "CMicroHTTPDShim" { continue }
     target.swiftSettings = (target.swiftSettings ?? []) + [
         .enableUpcomingFeature("ExistentialAny"),
         .enableUpcomingFeature("MemberImportVisibility"),

@@ -14,7 +14,7 @@ enum MediaPipelineCLI {
 
     static let commands: [CommandSpec] = [RunCommand.spec, ValidateCommand.spec, ExplainCommand.spec, StagesCommand.spec,
                                           DoctorCommand.spec, DeleteCommand.spec, LiveCommand.spec, NotifyCommand.spec, TestCommand.spec,
-                                          SchemaCommand.spec]
+                                          SchemaCommand.spec, ServeCommand.spec]
 
     static let rootHelp = """
         USAGE: media-pipeline <command> [options]
@@ -100,6 +100,7 @@ enum MediaPipelineCLI {
         case NotifyCommand.spec.name: return await NotifyCommand(arguments: parsed, environment: environment, console: console).run()
         case TestCommand.spec.name: return await TestCommand(arguments: parsed, environment: environment, console: console).run()
         case SchemaCommand.spec.name: return SchemaCommand(arguments: parsed, console: console).run()
+        case ServeCommand.spec.name: return await ServeCommand(arguments: parsed, environment: environment, console: console).run()
         default: return StagesCommand(environment: environment, console: console).run()
         }
     }

@@ -72,7 +72,7 @@ struct CLITests {
 
     @Test func helpAndVersionWorkForEveryCommand() async {
         #expect(await run(["--version"]).stdout.hasPrefix("media-pipeline "))
-        for command in ["run", "validate", "explain", "stages", "doctor", "delete", "live", "notify", "test", "schema"] {
+        for command in ["run", "validate", "explain", "stages", "doctor", "delete", "live", "notify", "test", "schema", "serve"] {
             let help = await run([command, "--help"])
             #expect(help.status == 0 && help.stdout.contains("USAGE: media-pipeline \(command)"))
         }

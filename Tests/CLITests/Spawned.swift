@@ -3,7 +3,7 @@ import TestSupport
 
 /// The binary running in the background, so a test can signal it; its output goes to files, so
 /// no pipe can fill up while nobody reads it.
-final class Spawned {
+final class Spawned: @unchecked Sendable {
     let process = Process()
     let stdout: URL
     let stderr: URL

@@ -69,7 +69,7 @@ public struct ValidateStage: Stage {
         if let expected = MediaTypes.extensions[mime], !declared.isEmpty, !expected.contains(declared) {
             return .reject(Reason(.typeMismatch, "named .\(declared) but the content is \(mime) (.\(expected[0]))"))
         }
-        if let limit = maxBytes[kind], size > limit { return .reject(tooLarge(size, limit: limit, what: "a \(kind.rawValue)")) }
+        if let limit = maxBytes[kind], size > limit { return .reject(tooLarge(size, limit: limit, what: "\(kind.rawValue) files")) }
         // Archives are expanded one level only: one found inside another is never opened.
         if kind == .archive, let container = asset.container, !allowNestedArchives {
             return .reject(Reason(.nestedArchive, "an archive inside \(container); archives are expanded one level only (validate.options.allowNestedArchives stores them as files)"))
