@@ -24,7 +24,7 @@ def chunk(kind, data):
     return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data) & 0xffffffff)
 w, h = 320, 240
 for i in range(n):
-    raw = b''.join(b'\x00' + bytes(((x * 3 + i) % 256, (y * 5 + i * 7) % 256, (x ^ y ^ i) % 256) for x in range(w)) for y in range(h))
+    raw = b''.join(b'\x00' + bytes(v for x in range(w) for v in ((x * 3 + i) % 256, (y * 5 + i * 7) % 256, (x ^ y ^ i) % 256)) for y in range(h))
     png = b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 2, 0, 0, 0)) + chunk(b'IDAT', zlib.compress(raw, 6)) + chunk(b'IEND', b'')
     open(os.path.join(out, 'img-%04d.png' % i), 'wb').write(png)
 PY
@@ -40,15 +40,27 @@ for _ in $(seq 1 300); do grep -q '^serving on' "$tmp/serve.log" && break; sleep
 port=$(sed -n 's/^serving on http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$tmp/serve.log")
 [ -n "$port" ] || { cat "$tmp/serve.log" >&2; exit 1; }
 # Resident memory of the server and its children (decoder workers), in KiB.
-rss_tree() { local total=0 p; for p in $server $(pgrep -P "$server" || true); do total=$((total + $(awk '/^VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0))); done; echo "$total"; }
+# One awk over the status files, so sampling costs the machine little while it is measured.
+rss_tree() {
+  local kids
+  kids=$(cat /proc/"$server"/task/*/children 2>/dev/null || true)
+  (cd /proc && awk '/^VmRSS/ { total += $2 } END { print total + 0 }' "$server/status" $(for k in $kids; do echo "$k/status"; done) 2>/dev/null)
+}
 curl -fsS -H "Authorization: Bearer $MEDIA_PIPELINE_TOKEN" "http://127.0.0.1:$port/healthz" >/dev/null
-sleep 1
+# Idle means warmed up and quiet: one upload first (libraries load on first use), then long enough
+# for its decoder worker to end (15 s idle) and the heap to be trimmed.
+first=$(ls "$tmp/images" | head -1)
+curl -fsS -o /dev/null -H "Authorization: Bearer $MEDIA_PIPELINE_TOKEN" --data-binary @"$tmp/images/$first" \
+  "http://127.0.0.1:$port/v1/assets?purpose=avatar&filename=warm-up.jpg"
+cold=$(rss_tree)
+sleep 20
 idle=$(rss_tree)
 peak=0
-( while kill -0 "$server" 2>/dev/null; do r=$(rss_tree); echo "$r"; sleep 0.2; done ) > "$tmp/rss.samples" &
+( while kill -0 "$server" 2>/dev/null; do rss_tree; sleep 0.5; done ) > "$tmp/rss.samples" &
 sampler=$!; pids+=("$sampler")
 served=$(python3 "$BENCH_DIR/serve_load.py" http "$port" "$MEDIA_PIPELINE_TOKEN" "$tmp/images" "$CLIENTS" thumbnail)
-sleep 3
+# Idle decoder workers end after 15 s; give them that, then measure again.
+sleep 20
 after=$(rss_tree)
 kill "$sampler" 2>/dev/null || true
 peak=$(sort -n "$tmp/rss.samples" | tail -1)
@@ -61,13 +73,14 @@ procs=$(python3 "$BENCH_DIR/serve_load.py" procs "$MP" "$pipeline" "$tmp/images"
 
 echo "serve:             $served"
 echo "per-file process:  $procs"
-python3 - "$served" "$procs" "$idle" "$peak" "$after" <<'PY'
+python3 - "$served" "$procs" "$idle" "$peak" "$after" "$cold" <<'PY'
 import json, sys
 s, p = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-idle, peak, after = (int(x) / 1024 for x in sys.argv[3:6])
+idle, peak, after, cold = (int(x) / 1024 for x in sys.argv[3:7])
 print(f"throughput: serve {s['per_second']} files/s, per-file processes {p['per_second']} files/s: {s['per_second'] / p['per_second']:.1f}x")
 print(f"latency serve p50 {s['p50_ms']} ms p99 {s['p99_ms']} ms; per-file p50 {p['p50_ms']} ms p99 {p['p99_ms']} ms")
-print(f"server RSS (with decoder workers): idle {idle:.1f} MiB, peak {peak:.1f} MiB, after {after:.1f} MiB ({(after - idle) / idle * 100:+.1f} % of idle)")
+print(f"server RSS (with decoder workers): idle {idle:.1f} MiB (right after the warm-up upload {cold:.1f}), peak {peak:.1f} MiB, "
+      f"20 s after the load {after:.1f} MiB ({(after - idle) / idle * 100:+.1f} % of idle)")
 ok = s['ok'] == s['files'] and p['ok'] == p['files']
 print("all files stored" if ok else "SOME FILES FAILED")
 sys.exit(0 if ok else 1)

@@ -112,13 +112,25 @@ int mp_vips_transform(const char *in_path, const char *out_path, const mp_transf
     char options[64];
     snprintf(options, sizeof options, "%sfail_on=%s", t->all_pages ? "n=-1," : "",
              t->fail_on_truncated ? "truncated" : "none");
+    // Colour management only where there is colour to manage: an embedded profile or CMYK.
+    // An untagged RGB or grey image is sRGB already, and building an sRGB-to-sRGB transform
+    // costs far more than the rest of a small image's work (measured in bench/README.md).
+    int manage = 1;
+    VipsImage *header = vips_image_new_from_source(source, options, NULL);
+    if (header) {
+        manage = vips_image_get_typeof(header, VIPS_META_ICC_NAME) != 0
+              || vips_image_get_interpretation(header) == VIPS_INTERPRETATION_CMYK;
+        g_object_unref(header);
+    } else {
+        vips_error_clear();
+    }
     VipsImage *thumb = NULL;
     int status = vips_thumbnail_source(source, &thumb, t->width,
         "height", t->height,
         "size", VIPS_SIZE_DOWN,
         "crop", t->cover ? VIPS_INTERESTING_CENTRE : VIPS_INTERESTING_NONE,
         "no_rotate", t->autorotate ? FALSE : TRUE,
-        "export_profile", "srgb",
+        "export_profile", manage ? "srgb" : NULL,
         "fail_on", t->fail_on_truncated ? VIPS_FAIL_ON_TRUNCATED : VIPS_FAIL_ON_NONE,
         "option_string", options,
         NULL);

@@ -26,6 +26,10 @@ public struct Runner: Sendable {
         public var identity: RunIdentity
         /// Pools shared with other runs, instead of this run's own of `concurrency` and `uploads`.
         public var pools: Pools?
+        /// Where each file's steps run; nil: Swift's cooperative pool. The steps block on files,
+        /// libmagic and decoder workers, so a process that does other work meanwhile (a server
+        /// answering requests) gives them `WorkThreads.shared`.
+        public var executor: (any TaskExecutor)?
 
         public init(dryRun: Bool, concurrency: Int, uploads: Int = PipelineLimits().uploads, workDirectory: URL, purpose: String? = nil,
                     journal: (any Journal)? = nil, stop: StopSwitch = StopSwitch(), outbox: (any Outbox)? = nil,
@@ -286,7 +290,9 @@ public struct Runner: Sendable {
                           container: input.container)
         let cpu = Hold(pools.cpu)
         await pools.cpu.reserve(1)
-        var report = await walk(asset, context: context, cpu: cpu, uploads: pools.uploads, journal: options.journal)
+        var report = await withTaskExecutorPreference(options.executor) {
+            await walk(asset, context: context, cpu: cpu, uploads: pools.uploads, journal: options.journal)
+        }
         cpu.release()
         if report.status != .planned, report.status != .uploaded {
             discardPrepared(asset, in: context.workDirectory)

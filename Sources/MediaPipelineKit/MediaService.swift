@@ -81,6 +81,7 @@ public final class MediaService: Sendable {
         var options = Runner.Options(dryRun: false, concurrency: 1, uploads: 1, workDirectory: work, purpose: purpose,
                                      journal: nil, outbox: MemoryOutbox())
         options.pools = pools
+        options.executor = WorkThreads.shared
         let result = Mutex<AssetReport?>(nil)
         _ = await runner.run([input], options: options) { report in result.withLock { $0 = report } }
         return result.withLock { $0 } ?? AssetReport(source: name, status: .failed, reason: Reason(.stageFailed, "the file was not reported"))

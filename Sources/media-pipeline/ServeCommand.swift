@@ -1,3 +1,6 @@
+#if canImport(CMalloc)
+import CMalloc
+#endif
 import Dispatch
 import Foundation
 import Digests
@@ -106,7 +109,9 @@ struct ServeCommand {
         }
         let stop = Self.waitForStop()
         console.err("serving on http://\(configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host):\(http.port) (\(configuration.maxInFlight) requests at once\(token == nil ? ", no authentication" : ""))")
+        let trimmer = Self.trimWhenQuiet(server: http)
         let signal = await stop.value
+        trimmer.cancel()
         console.err("stopping on \(signal == SIGTERM ? "SIGTERM" : "SIGINT"): no new connections; finishing the requests in flight")
         await http.shutdown(timeout: 120)
         await media.finish()
@@ -124,6 +129,26 @@ struct ServeCommand {
         ]
         if let note = entry.note { pairs.append(("note", .string(note))) }
         return JSONValue.object(pairs).compactText
+    }
+
+    /// After a busy spell, once nothing is in flight, hands the heap's free pages back to the
+    /// system: each connection's thread leaves memory in glibc's arenas that would otherwise stay
+    /// counted against the server while it waits for the next burst.
+    static func trimWhenQuiet(server: HTTPServer) -> Task<Void, Never> {
+        Task.detached {
+            var busySince = false
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(2))
+                if server.inFlight > 0 {
+                    busySince = true
+                } else if busySince {
+                    busySince = false
+                    #if canImport(CMalloc)
+                    malloc_trim(0)
+                    #endif
+                }
+            }
+        }
     }
 
     /// Resolves with the first SIGTERM or SIGINT.

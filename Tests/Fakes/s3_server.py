@@ -458,6 +458,9 @@ class R2ProxyHandler(BaseHTTPRequestHandler):
     """One client connection (HTTP/1.1 keep-alive); forwards to moto with R2's rules."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: without this, Nagle holds the body until the
+    # client acknowledges the headers, and a delayed ACK makes every answer 40 ms late.
+    disable_nagle_algorithm = True
     server_version = "r2-fake"
     timeout = 300
     state: State            # set on the subclass built in main()

@@ -4,7 +4,7 @@ import Glibc
 import Testing
 import TestSupport
 
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.serialized, .timeLimit(.minutes(2)))
 struct HTTPServerTests {
     /// Starts a server on 127.0.0.1 with a free port, bodies stored in a fresh folder, and stops it after `body`.
     private func withServer(configure: (inout HTTPServerConfiguration) -> Void = { _ in },
