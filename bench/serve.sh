@@ -49,7 +49,7 @@ rss_tree() {
 curl -fsS -H "Authorization: Bearer $MEDIA_PIPELINE_TOKEN" "http://127.0.0.1:$port/healthz" >/dev/null
 # Idle means warmed up and quiet: one upload first (libraries load on first use), then long enough
 # for its decoder worker to end (15 s idle) and the heap to be trimmed.
-first=$(ls "$tmp/images" | head -1)
+images=("$tmp"/images/*.jpg); first=$(basename "${images[0]}")
 curl -fsS -o /dev/null -H "Authorization: Bearer $MEDIA_PIPELINE_TOKEN" --data-binary @"$tmp/images/$first" \
   "http://127.0.0.1:$port/v1/assets?purpose=avatar&filename=warm-up.jpg"
 cold=$(rss_tree)
