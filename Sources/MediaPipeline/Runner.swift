@@ -352,18 +352,10 @@ public struct Runner: Sendable {
                         return end(error.severity == .rejected ? .rejected : .failed, sink: sink.sinkName, reason: error.reason)
                     }
                 }
-            } catch let reason as Reason {
-                outcome = .reject(reason)
             } catch {
-                outcome = .reject(Reason(.stageFailed, "stage '\(step.name)': \(error)"))
+                outcome = Self.outcome(of: error, step: step)
             }
-            switch outcome {
-            case .proceed: continue
-            case let .skip(reason): return end(.skipped, reason: reason)
-            case let .reject(reason):
-                if step.onError == .continue { continue }
-                return end(step.onError == .skip ? .skipped : .rejected, reason: reason)
-            }
+            if let (status, reason) = verdict(outcome, step: step, asset: asset) { return end(status, reason: reason) }
         }
         return end(.rejected, reason: Reason(.noSink, asset.sink == nil ? "no route stage chose a sink for this file"
                                                                        : "the chosen sink '\(asset.sink!)' is not in the pipeline"))
@@ -433,23 +425,10 @@ public struct Runner: Sendable {
                         }
                     }
                 }
-            } catch let reason as Reason {
-                outcome = .reject(reason)
             } catch {
-                outcome = .reject(Reason(.stageFailed, "stage '\(step.name)': \(error)"))
+                outcome = Self.outcome(of: error, step: step)
             }
-            switch outcome {
-            case .proceed: continue
-            case let .skip(reason): return end(.skipped, reason: reason)
-            case let .reject(reason):
-                switch step.onError {
-                case .reject: return end(.rejected, reason: reason)
-                case .skip: return end(.skipped, reason: reason)
-                case .continue:
-                    logger.log(.warning, "\(asset.source): stage '\(step.name)' failed, continuing: \(reason)")
-                    continue
-                }
-            }
+            if let (status, reason) = verdict(outcome, step: step, asset: asset) { return end(status, reason: reason) }
         }
         if let planned {
             return end(.planned, sink: planned.sink, result: planned.plan.json)
@@ -459,6 +438,29 @@ public struct Runner: Sendable {
         }
         let why = asset.sink == nil ? "no route stage chose a sink for this file" : "the chosen sink '\(asset.sink!)' did not run"
         return end(.rejected, reason: Reason(.noSink, why))
+    }
+
+    /// A thrown `Reason` refuses the file with its code; any other error is `stage_failed`.
+    static func outcome(of error: any Error, step: PipelineStep) -> StageOutcome {
+        if let reason = error as? Reason { return .reject(reason) }
+        return .reject(Reason(.stageFailed, "stage '\(step.name)': \(error)"))
+    }
+
+    /// What a step's outcome means for the file: nil to go on, else the status it ends with.
+    /// `on_error` decides what a refusal does.
+    private func verdict(_ outcome: StageOutcome, step: PipelineStep, asset: Asset) -> (AssetStatus, Reason)? {
+        switch outcome {
+        case .proceed: return nil
+        case let .skip(reason): return (.skipped, reason)
+        case let .reject(reason):
+            switch step.onError {
+            case .reject: return (.rejected, reason)
+            case .skip: return (.skipped, reason)
+            case .continue:
+                logger.log(.warning, "\(asset.source): stage '\(step.name)' failed, continuing: \(reason)")
+                return nil
+            }
+        }
     }
 
     /// Uploads one rendition with the journal: skipped when done before (false), else journaled
