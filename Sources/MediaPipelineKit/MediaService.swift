@@ -67,10 +67,7 @@ public final class MediaService: Sendable {
     /// gave (the file on disk may have any name); with no `purpose`, the path rules decide from it.
     public func process(file: URL, filename: String? = nil, purpose: String?) async -> AssetReport {
         let name = filename ?? file.lastPathComponent
-        if let purpose, pipeline.purposes[purpose] == nil {
-            return AssetReport(source: name, status: .rejected,
-                               reason: Reason(.unknownPurpose, "'\(purpose)' is not a purpose of this pipeline; known: \(pipeline.purposes.keys.sorted().joined(separator: ", "))"))
-        }
+        if let refused = unknown(purpose, source: name) { return refused }
         let bytes = (try? FileManager.default.attributesOfItem(atPath: file.path)[.size] as? NSNumber)?.int64Value ?? 0
         let input = InputFile(source: name, url: file, relativePath: name, bytes: bytes)
         let work = workRoot.appendingPathComponent("media-pipeline-\(UUID().uuidString.lowercased())")
@@ -101,11 +98,18 @@ public final class MediaService: Sendable {
     }
 
     private func decide(_ declared: DeclaredFile, purpose: String?, expiry: Date?) async -> AssetReport {
-        if let purpose, pipeline.purposes[purpose] == nil {
-            return AssetReport(source: declared.filename, status: .rejected,
-                               reason: Reason(.unknownPurpose, "'\(purpose)' is not a purpose of this pipeline"))
-        }
+        if let refused = unknown(purpose, source: declared.filename) { return refused }
         return await runner.directUpload(declared, purpose: purpose, expiry: expiry, workDirectory: workRoot)
+    }
+
+    /// Why `purpose` cannot be used (`unknown_purpose`: the pipeline does not define it), or nil.
+    public func problem(withPurpose purpose: String?) -> Reason? {
+        guard let purpose, pipeline.purposes[purpose] == nil else { return nil }
+        return Reason(.unknownPurpose, "'\(purpose)' is not a purpose of this pipeline; known: \(pipeline.purposes.keys.sorted().joined(separator: ", "))")
+    }
+
+    private func unknown(_ purpose: String?, source: String) -> AssetReport? {
+        problem(withPurpose: purpose).map { AssetReport(source: source, status: .rejected, reason: $0) }
     }
 
     /// Deletes uploaded media. False when it was already gone.

@@ -73,9 +73,7 @@ struct ServeAPI: Sendable {
         case let .failure(reason): return .respond(problem(reason.code == .badName && head.query["filename"] == nil ? 400 : 422, reason))
         }
         let purpose = head.query["purpose"]
-        if let purpose, media.pipeline.purposes[purpose] == nil {
-            return .respond(problem(422, Reason(.unknownPurpose, "'\(purpose)' is not a purpose; known: \(media.pipeline.purposes.keys.sorted().joined(separator: ", "))")))
-        }
+        if let reason = media.problem(withPurpose: purpose) { return .respond(problem(422, reason)) }
         if let length = head.contentLength {
             if length > maxBody {
                 return .respond(problem(413, Reason(.tooLarge, "\(Quantity.describe(bytes: length)) is over this server's \(Quantity.describe(bytes: maxBody)) limit; ask POST /v1/direct-uploads for a URL instead")))
@@ -267,7 +265,7 @@ struct ServeAPI: Sendable {
     /// Waits for async work on the calling thread: admission runs on a connection's own thread,
     /// never on the cooperative pool, so blocking it holds up that one connection only.
     static func blocking<T: Sendable>(_ work: @escaping @Sendable () async -> T) -> T {
-        let box = Box<T>(), done = DispatchSemaphore(value: 0)
+        let box = ServeCommand.Box<T>(), done = DispatchSemaphore(value: 0)
         Task {
             box.value = await work()
             done.signal()
@@ -276,5 +274,4 @@ struct ServeAPI: Sendable {
         return box.value!
     }
 
-    private final class Box<T>: @unchecked Sendable { var value: T? }
 }

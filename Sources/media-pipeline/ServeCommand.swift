@@ -158,9 +158,11 @@ struct ServeCommand {
             await withCheckedContinuation { continuation in
                 let once = Box<Bool>()
                 var made: [any DispatchSourceSignal] = []
+                // One serial queue for both signals, so the first one alone resumes.
+                let queue = DispatchQueue(label: "media-pipeline.serve.signals")
                 for number in [SIGTERM, SIGINT] {
                     signal(number, SIG_IGN)
-                    let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+                    let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
                     source.setEventHandler {
                         guard once.value == nil else { return }
                         once.value = true
@@ -174,5 +176,7 @@ struct ServeCommand {
         }
     }
 
+    /// A value handed between threads where the hand-over itself orders the accesses (set before
+    /// the server starts; written before a semaphore is signalled; read on one serial queue).
     final class Box<T>: @unchecked Sendable { var value: T? }
 }

@@ -308,7 +308,7 @@ struct ServeTests {
         let (cloudflare, s3, env) = try await fakes()
         defer { withExtendedLifetime(s3) {} }
         try await TestFiles.withTemporaryDirectory { dir in
-            let delays = JSONValue.array([.object([("delay", .number(2.5))])])
+            let delays = JSONValue.array([.object([("delay", .number(8))])])
             try await cloudflare.server.faults([.object([("method", "POST"), ("path", "/images/v1"), ("actions", delays)])])
             let server = try await Served(["--pipeline", try upload.pipeline(in: dir).path], environment: env, in: dir)
             let course = try UploadTests.course()
@@ -326,7 +326,7 @@ struct ServeTests {
                 let deadline = Date().addingTimeInterval(20)
                 while Date() < deadline, !spawned.errors.contains("stopping on SIGTERM") { usleep(20_000) }
                 while Date() < deadline {
-                    let probe = Shell.run("/usr/bin/curl", ["-sS", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}",
+                    let probe = Shell.run("/usr/bin/curl", ["-sS", "--max-time", "2", "-o", "/dev/null", "-w", "%{http_code}",
                                                            "-H", "Authorization: Bearer \(CLITests.canaries["MEDIA_PIPELINE_TOKEN"] ?? "")", base + "/healthz"])
                     if probe.stdout == "000" { return spawned.process.isRunning }
                     usleep(50_000)
