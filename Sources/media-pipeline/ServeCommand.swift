@@ -19,7 +19,7 @@ struct ServeCommand {
             .init(name: "listen", value: "HOST:PORT", help: "Address to listen on (default 127.0.0.1:8787; port 0 picks a free one)."),
             .init(name: "max-in-flight", value: "N", help: "Requests handled at once; more get 503 with Retry-After (default 16)."),
             .init(name: "max-body", value: "SIZE", help: "Largest upload body taken through the server (default 200MB); larger files use direct uploads."),
-            .init(name: "url-expiry", value: "SECONDS", help: "How long direct-upload URLs stay valid (default 900)."),
+            .init(name: "url-expiry", value: "SECONDS", help: "How long direct-upload URLs stay valid, 120 to 21600 (Images' window; default 900)."),
             .init(name: "header-deadline", value: "SECONDS", help: "Time a client has to send its request headers, from connecting (default 10)."),
             .init(name: "min-body-rate", value: "BYTES/S", help: "Slowest body accepted after the first 5 seconds (default 10000)."),
             .init(name: "idle-timeout", value: "SECONDS", help: "A connection silent this long is closed (default 30)."),
@@ -57,7 +57,7 @@ struct ServeCommand {
             guard let value = Double(text), range.contains(value) else { return nil }
             return .some(value)
         }
-        guard let inFlight = number("max-in-flight", 1...4096), let expiry = number("url-expiry", 60...604_800),
+        guard let inFlight = number("max-in-flight", 1...4096), let expiry = number("url-expiry", 120...21_600),
               let headerDeadline = number("header-deadline", 0.5...600), let bodyRate = number("min-body-rate", 0...1e12),
               let idle = number("idle-timeout", 1...3600) else {
             return usage("a number is out of range; see 'media-pipeline serve --help'")

@@ -267,11 +267,11 @@ struct ServeTests {
     @Test("200 uploads at once with 16 in flight: the rest get 503 with Retry-After, none is lost or half stored")
     func boundedConcurrency() async throws {
         let (cloudflare, s3, env) = try await fakes()
+        defer { withExtendedLifetime(s3) {} }
         try await TestFiles.withTemporaryDirectory { dir in
             // Each upload takes a moment at the provider, so the first sixteen are still in flight.
             let delays = JSONValue.array(Array(repeating: .object([("delay", .number(0.3))]), count: 400))
             try await cloudflare.server.faults([.object([("method", "POST"), ("path", "/images/v1"), ("actions", delays)])])
-            _ = s3
             let files = dir.appendingPathComponent("pngs")
             try FileManager.default.createDirectory(at: files, withIntermediateDirectories: true)
             let made = await Shell.runOnThread("/usr/bin/python3", ["-c", Self.pngMaker, files.path, "200"])
