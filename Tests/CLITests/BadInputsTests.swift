@@ -74,7 +74,8 @@ struct BadInputsTests {
             }
             let work = dir.appendingPathComponent("work"), manifest = dir.appendingPathComponent("m.jsonl")
             let marker = "run-\(UUID().uuidString.prefix(8))"  // names this run's workers in their environment
-            let run = try Spawned(["run", input.path, "--dry-run", "--assume-configured", "--set", "limits.decodeTimeout=3s",
+            // 20 s: long enough that a good file never times out while a loaded machine starts workers.
+            let run = try Spawned(["run", input.path, "--dry-run", "--assume-configured", "--set", "limits.decodeTimeout=20s",
                                    "--work-dir", work.path, "--manifest", manifest.path],
                                   environment: CLITests.canaries.merging(["MEDIA_PIPELINE_TEST_DECODER_FAULT": "crash:crash-me,hang:hang-me,crash:\(marker)"]) { a, _ in a },
                                   in: dir)
