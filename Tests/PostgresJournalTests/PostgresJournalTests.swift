@@ -149,14 +149,14 @@ struct PostgresJournalTests {
 
     @Test func renewalKeepsALeaseAlivePastItsLengthWhileTheOwnerIsOpen() async throws {
         let url = try await SharedPostgresCluster.freshURL()
-        // An 8 s lease renewed every 2.7 s: the renewals run on the shared task pool, which the other
+        // A 15 s lease renewed every 5 s: the renewals run on the shared task pool, which the other
         // suites running beside this one (libvips, archives, servers starting) can keep busy for seconds.
-        let a = try await PostgresJournal(url: url, worker: "a", lease: .seconds(8))
+        let a = try await PostgresJournal(url: url, worker: "a", lease: .seconds(15))
         let b = try await PostgresJournal(url: url, worker: "b")
         #expect(try await a.claim("big.zip", stamp: Self.stamp) == .claimed)
-        try await Task.sleep(for: .seconds(20))  // two and a half leases
+        try await Task.sleep(for: .seconds(38))  // two and a half leases
         #expect(try await b.claim("big.zip", stamp: Self.stamp) == .busy)
-        // Still a's: b's claim found the lease renewed past its first length (a lease never renewed would have lapsed 12 s ago).
+        // Still a's: b's claim found the lease renewed past its first length (a lease never renewed would have lapsed 23 s ago).
         #expect(try await SharedPostgresCluster.psql("SELECT worker FROM mp_sources", url: url) == "a")
         await a.close()
         await b.close()
