@@ -720,7 +720,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.handle_control()
         self.entry = {"method": self.command, "path": self.path_only, "query": self.query, "status": 0,
                       "bytes_in": 0, "headers": self.logged_headers()}
-        self.reader, self.suppress = BodyReader(self.rfile, 0), False
+        self.reader, self.suppress, self.logged = BodyReader(self.rfile, 0), False, False
         try:
             self.handle_api()
         except Dropped:
@@ -731,10 +731,18 @@ class Handler(BaseHTTPRequestHandler):
             traceback.print_exc(file=sys.stderr)
             self.reply(500, error_body(10001, f"fake server error: {err!r}"))
         finally:
-            self.entry["bytes_in"] = self.reader.received
-            self.server.state.add_log(self.entry)
+            self.commit_log()
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
+
+    def commit_log(self) -> None:
+        """Logs this API request once, before its answer or reset goes out: a client that has its
+        answer and then asks for the log always finds the request in it."""
+        if getattr(self, "logged", True):
+            return
+        self.logged = True
+        self.entry["bytes_in"] = self.reader.received
+        self.server.state.add_log(dict(self.entry))
 
     def logged_headers(self) -> dict:
         out: dict[str, str] = {}
@@ -750,6 +758,8 @@ class Handler(BaseHTTPRequestHandler):
         if self.suppress or self.reader.truncated:
             return self.abort()
         data = b"" if body is None else json.dumps(body).encode()
+        self.entry["status"] = status
+        self.commit_log()
         self.send_response(status)
         if body is not None:
             self.send_header("Content-Type", "application/json")
@@ -762,11 +772,11 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD" and status not in (204, 304):
             self.wfile.write(data)
-        self.entry["status"] = status
 
     def abort(self) -> None:
         """Reset the TCP connection (RST, no answer)."""
         self.entry.update(status=0, dropped=True)
+        self.commit_log()
         self.close_connection = True
         try:
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

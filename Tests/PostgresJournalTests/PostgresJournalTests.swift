@@ -164,7 +164,9 @@ struct PostgresJournalTests {
 
     @Test func aWorkerWhoseLeaseWasTakenOverLeavesTheNewHoldersRowAlone() async throws {
         let url = try await SharedPostgresCluster.freshURL()
-        let a = try await PostgresJournal(url: url, worker: "a")
+        // a's renewals are an hour apart, so none can run between the lapse below and b's claim
+        // however slowly this test goes; the lapse itself is written straight into the table.
+        let a = try await PostgresJournal(url: url, worker: "a", lease: .seconds(3 * 3600))
         let b = try await PostgresJournal(url: url, worker: "b")
         #expect(try await a.claim("slow.mov", stamp: Self.stamp) == .claimed)
         // a stalls past its lease (a long GC pause, a frozen VM): its claim lapses.
