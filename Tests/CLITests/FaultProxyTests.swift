@@ -258,7 +258,9 @@ struct FaultProxyTests {
             #expect(uploads.filter { !answered($0) }.count == 1, "uploads: \(uploads)")
             switch sink {
             case .images, .r2Put:
-                #expect(uploads.count == 2 && answered(uploads[1]))
+                // The log is in the order the fake finished with each request, and it may notice
+                // the cut one only after it has answered the retry.
+                #expect(uploads.count == 2, "uploads: \(uploads)")
             case .r2Multipart:
                 // Only part 2 went twice; parts 1 and 3 once.
                 #expect(partNumbers(uploads) == ["1", "2", "2", "3"], "uploads: \(uploads)")
