@@ -1,5 +1,4 @@
 public import MediaPipeline
-import Synchronization
 
 /// A journal in PostgreSQL that many workers share, so N copies of `media-pipeline run` split one
 /// import between them: each source is claimed by one worker at a time, under a lease that the
@@ -8,7 +7,7 @@ import Synchronization
 /// Tables `mp_sources` and `mp_renditions` are created if absent. See docs/scale-out.md.
 public final class PostgresJournal: Journal, Outbox {
     private let session: PostgresSession
-    private let renewal: Mutex<Task<Void, Never>?>
+    private let renewal: LeaseRenewal
 
     /// `url` is a libpq connection URI (postgres://user@host:port/db?...). worker: a stable name for this
     /// worker (the CLI passes hostname-pid or $MEDIA_PIPELINE_WORKER). lease: how long a claim lasts without renewal.
@@ -27,17 +26,10 @@ public final class PostgresJournal: Journal, Outbox {
         let session = PostgresSession(target: target, worker: worker, leaseSeconds: seconds)
         try await session.open()
         self.session = session
-        // Renew three times per lease, so one late or failed renewal does not lose a claim. A failed
-        // renewal is not reported here: the worker's next call reconnects or reports the trouble.
-        renewal = Mutex<Task<Void, Never>?>(Task {
-            while !Task.isCancelled {
-                do { try await Task.sleep(for: lease / 3) } catch { return }
-                try? await session.renew()
-            }
-        })
+        renewal = LeaseRenewal(target: target, worker: worker, leaseSeconds: seconds)
     }
 
-    deinit { renewal.withLock { $0?.cancel() } }
+    deinit { renewal.stopSoon() }
 
     /// Claims in one transaction: insert if absent, lock with `FOR UPDATE SKIP LOCKED` (a locked row is
     /// busy), pass over a done row with the same stamp, respect another worker's live lease, else take it.
@@ -85,10 +77,7 @@ public final class PostgresJournal: Journal, Outbox {
     /// Stops renewing and closes the connection. Sources claimed and not finished stay leased until
     /// the lease lapses, exactly as if the worker had died.
     public func close() async {
-        renewal.withLock { task in
-            task?.cancel()
-            task = nil
-        }
+        await renewal.stop()
         await session.close()
     }
 }

@@ -4,7 +4,7 @@ import MediaPipeline
 /// The journal's one connection and every statement it sends, serialised on a thread of its own.
 ///
 /// Each method is one blocking sequence with no suspension inside, so a transaction is never
-/// interleaved with another call (the lease renewal included) and commits before the method returns.
+/// interleaved with another call and commits before the method returns.
 actor PostgresSession {
     private let executor: DedicatedThreadExecutor
     nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
@@ -93,17 +93,6 @@ actor PostgresSession {
                     """, [source, bytes, modified, worker, leaseSeconds])
                 return .claimed
             }
-        }
-    }
-
-    /// Extends every lease this worker holds by a full lease from now.
-    func renew() throws(PostgresJournalError) {
-        guard !closed else { return }
-        try perform("renew its leases") { db throws(ServerError) in
-            try db.exec("""
-                UPDATE mp_sources SET lease_until = now() + $2::double precision * interval '1 second'
-                WHERE worker = $1 AND lease_until IS NOT NULL
-                """, [worker, leaseSeconds])
         }
     }
 

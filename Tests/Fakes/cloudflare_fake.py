@@ -742,7 +742,12 @@ class Handler(BaseHTTPRequestHandler):
             return
         self.logged = True
         self.entry["bytes_in"] = self.reader.received
-        self.server.state.add_log(dict(self.entry))
+        self.server.state.add_log(self.entry)
+
+    def update_entry(self, **fields) -> None:
+        """Changes this request's log entry, which the log may already hold."""
+        with self.server.state.lock:
+            self.entry.update(fields)
 
     def logged_headers(self) -> dict:
         out: dict[str, str] = {}
@@ -758,24 +763,28 @@ class Handler(BaseHTTPRequestHandler):
         if self.suppress or self.reader.truncated:
             return self.abort()
         data = b"" if body is None else json.dumps(body).encode()
-        self.entry["status"] = status
+        self.update_entry(status=status)
         self.commit_log()
-        self.send_response(status)
-        if body is not None:
-            self.send_header("Content-Type", "application/json")
-        for name, value in (headers or {}).items():
-            self.send_header(name, str(value))
-        if status not in (204, 304):
-            self.send_header("Content-Length", "0" if self.command == "HEAD" else str(len(data)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD" and status not in (204, 304):
-            self.wfile.write(data)
+        try:
+            self.send_response(status)
+            if body is not None:
+                self.send_header("Content-Type", "application/json")
+            for name, value in (headers or {}).items():
+                self.send_header(name, str(value))
+            if status not in (204, 304):
+                self.send_header("Content-Length", "0" if self.command == "HEAD" else str(len(data)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD" and status not in (204, 304):
+                self.wfile.write(data)
+        except OSError:
+            self.update_entry(status=0)  # the client never got it
+            raise
 
     def abort(self) -> None:
         """Reset the TCP connection (RST, no answer)."""
-        self.entry.update(status=0, dropped=True)
+        self.update_entry(status=0, dropped=True)
         self.commit_log()
         self.close_connection = True
         try:

@@ -149,16 +149,26 @@ struct PostgresJournalTests {
 
     @Test func renewalKeepsALeaseAlivePastItsLengthWhileTheOwnerIsOpen() async throws {
         let url = try await SharedPostgresCluster.freshURL()
-        // A 15 s lease renewed every 5 s: the renewals run on the shared task pool, which the other
-        // suites running beside this one (libvips, archives, servers starting) can keep busy for seconds.
-        let a = try await PostgresJournal(url: url, worker: "a", lease: .seconds(15))
+        // A 6 s lease renewed every 2 s, from a thread and a connection of the journal's own.
+        let a = try await PostgresJournal(url: url, worker: "a", lease: .seconds(6))
         let b = try await PostgresJournal(url: url, worker: "b")
         #expect(try await a.claim("big.zip", stamp: Self.stamp) == .claimed)
-        try await Task.sleep(for: .seconds(38))  // two and a half leases
+        try await Task.sleep(for: .seconds(16))  // two and a half leases
         #expect(try await b.claim("big.zip", stamp: Self.stamp) == .busy)
-        // Still a's: b's claim found the lease renewed past its first length (a lease never renewed would have lapsed 23 s ago).
+        // Still a's: b's claim found the lease renewed past its first length (a lease never renewed would have lapsed 10 s ago).
         #expect(try await SharedPostgresCluster.psql("SELECT worker FROM mp_sources", url: url) == "a")
+        let renewing = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'media-pipeline/a/lease'"
+        #expect(try await SharedPostgresCluster.psql(renewing, url: url) == "1")
+
+        // Closing ends the renewals and their connection.
         await a.close()
+        let deadline = ContinuousClock.now + .seconds(20)
+        var left = try await SharedPostgresCluster.psql(renewing, url: url)
+        while left != "0", ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+            left = try await SharedPostgresCluster.psql(renewing, url: url)
+        }
+        #expect(left == "0")
         await b.close()
     }
 
