@@ -397,7 +397,7 @@ public struct Runner: Sendable {
                         // checks and transforms run while this one is on the network.
                         cpu.release()
                         guard let journal else {
-                            let result = try await uploads.withReservation(1) { try await sink.upload(plan, asset: asset, context: context) }
+                            let result = try await send(plan, asset: asset, step: step.name, sink: sink, context: context, uploads: uploads)
                             uploaded = (sink.sinkName, result)
                             outcome = .proceed
                             break
@@ -411,6 +411,8 @@ public struct Runner: Sendable {
                         if !fresh { return end(.unchanged, sink: sink.sinkName, result: result) }
                         uploaded = (sink.sinkName, result)
                         outcome = .proceed
+                    } catch let stopped as StoppedWhileWaiting {
+                        return end(.pending, sink: sink.sinkName, reason: stopped.reason)
                     } catch let error as SinkError {
                         switch error.severity {
                         case .rejected: return end(.rejected, sink: sink.sinkName, reason: error.reason)
@@ -476,12 +478,28 @@ public struct Runner: Sendable {
             throw SinkError(.fatal, .journalFailed, "the journal could not be used: \(error)")
         }
         asset.checkpoint = UploadCheckpoint(saved: previous?.remote) { try await journal.saveRemote(key, $0) }
-        let result = try await uploads.withReservation(1) { try await sink.upload(plan, asset: asset, context: context) }
+        let result = try await send(plan, asset: asset, step: step, sink: sink, context: context, uploads: uploads)
         CrashPoint.reach("after_remote_commit_before_journal")
         do { try await journal.complete(key, result: result) } catch {
             throw SinkError(.fatal, .journalFailed, "the journal could not record the upload of \(asset.source): \(error)")
         }
         return (result, true)
+    }
+
+    /// Runs the sink's upload on one slot of the upload pool. The sink's stop is checked again once
+    /// the slot is held, and a fatal error stops the sink before the slot is given back, so a file
+    /// that waited for the slot sends nothing to a sink that has just refused the run.
+    private func send(_ plan: UploadPlan, asset: Asset, step: String, sink: any Sink, context: StageContext,
+                      uploads: Budget) async throws -> JSONValue {
+        try await uploads.withReservation(1) {
+            if let stopped = stoppedSinks[step] { throw StoppedWhileWaiting(reason: stopped) }
+            do {
+                return try await sink.upload(plan, asset: asset, context: context)
+            } catch let error as SinkError where error.severity == .fatal {
+                stoppedSinks.stop(step, error.reason)
+                throw error
+            }
+        }
     }
 
     /// A rendition's identity: the original's SHA-256, the purpose and its image preset, the
@@ -611,6 +629,11 @@ public final class StopSwitch: Sendable {
 }
 
 /// The sinks a run stopped sending to, each with the reason it was stopped.
+/// The file's sink was stopped by a fatal error while the file waited for an upload slot.
+private struct StoppedWhileWaiting: Error {
+    let reason: Reason
+}
+
 private final class StoppedSinks: Sendable {
     private let reasons = Mutex<[String: Reason]>([:])
 

@@ -231,10 +231,12 @@ struct ResumeTests {
         try await TestFiles.withTemporaryDirectory { dir in
             let env = cloudflare.environment.merging(s3.environment) { a, _ in a }
             let course = try cleanCourse(in: dir), pipeline = try upload.pipeline(in: dir)
-            // Thirty more small files, so the import lasts long enough for twenty kills.
+            // 120 more small files, so the import outlasts twenty kills even on a fast idle machine
+            // (each uploads in 0.15 s, two at a time: 9 s of uploads, while twenty kills come
+            // after 7 s of runs on average).
             let extra = course.appendingPathComponent("lessons/extra")
             try FileManager.default.createDirectory(at: extra, withIntermediateDirectories: true)
-            for n in 1...30 { try Data("Exercise \(n): describe the light in one photo.\n".utf8).write(to: extra.appendingPathComponent("exercise-\(n).txt")) }
+            for n in 1...120 { try Data("Exercise \(n): describe the light in one photo.\n".utf8).write(to: extra.appendingPathComponent("exercise-\(n).txt")) }
             let journal = dir.appendingPathComponent("j.db")
             let args = ["run", course.path, "--pipeline", pipeline.path, "--journal", journal.path, "--json", "--uploads", "2"]
             var generator = SystemRandomNumberGenerator()
@@ -257,8 +259,8 @@ struct ResumeTests {
             let final = await cli.run(args, environment: env)
             #expect(final.status == 0, "stderr: \(final.stderr)")
             let rows = try assets(final)
-            #expect(rows.count == 41)
-            #expect(Set(rows.compactMap { string($0["source"]) }).count == 41, "a source was reported twice")
+            #expect(rows.count == 131)
+            #expect(Set(rows.compactMap { string($0["source"]) }).count == 131, "a source was reported twice")
             #expect(rows.allSatisfy { $0["status"] == "uploaded" || $0["status"] == "unchanged" })
             try await expectExactlyOnce(rows, cloudflare, s3)
             #expect(integrity(journal) == "ok")

@@ -181,6 +181,25 @@ struct RunnerTests {
         }
     }
 
+    @Test func filesWaitingForAnUploadSlotSendNothingOnceTheSinkIsStopped() async throws {
+        try await TestFiles.withTemporaryDirectory { dir in
+            // The refusal takes a moment to arrive, so the other files are through their stages
+            // and waiting for the one upload slot when it does.
+            let tries = Tries()
+            let sink = FixedSink(onUpload: { asset in
+                _ = tries.add(asset.source)
+                try await Task.sleep(for: .milliseconds(300))
+                throw SinkError(.fatal, .authFailed, "credentials refused")
+            })
+            let p = try pipeline([step("route", .stage(RoutingStage())), step("out", .sink(sink))])
+            let (summary, reports) = await run(p, try inputs(6, in: dir), dir: dir, concurrency: 4, uploads: 1, dryRun: false)
+            #expect(tries.counts == [1], "uploads tried: \(tries.counts)")
+            #expect(reports.filter { $0.status == .failed }.count == 1)
+            #expect(reports.filter { $0.status == .pending }.count == 5)
+            #expect(summary.exitCode == 3)
+        }
+    }
+
     /// Counts uploads per file.
     final class Tries: Sendable {
         private let seen = Mutex<[String: Int]>([:])
