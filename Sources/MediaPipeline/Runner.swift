@@ -628,12 +628,12 @@ public final class StopSwitch: Sendable {
     public var signal: Int32? { pulled.withLock { $0 } }
 }
 
-/// The sinks a run stopped sending to, each with the reason it was stopped.
 /// The file's sink was stopped by a fatal error while the file waited for an upload slot.
 private struct StoppedWhileWaiting: Error {
     let reason: Reason
 }
 
+/// The sinks a run stopped sending to, each with the reason it was stopped.
 private final class StoppedSinks: Sendable {
     private let reasons = Mutex<[String: Reason]>([:])
 
