@@ -25,17 +25,11 @@ final class LeaseRenewal: @unchecked Sendable {
 
     /// Stops renewing and waits until no renewal is in flight, so none lands after this returns.
     func stop() async {
+        stopSoon()
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
             condition.lock()
-            stopped = true
-            if ended {
-                condition.unlock()
-                done.resume()
-                return
-            }
-            whenEnded.append { done.resume() }
-            condition.signal()
-            condition.unlock()
+            defer { condition.unlock() }
+            if ended { done.resume() } else { whenEnded.append { done.resume() } }
         }
     }
 
@@ -50,12 +44,11 @@ final class LeaseRenewal: @unchecked Sendable {
     private func renewUntilStopped(conninfo: String, worker: String, leaseSeconds: Double) {
         var connection: PostgresConnection?
         while waitForNextTick(after: leaseSeconds / 3) {
+            if connection?.isBroken == true { connection = nil }
             do {
-                if connection == nil || connection!.isBroken {
-                    connection = nil
-                    connection = try PostgresConnection(conninfo: conninfo, applicationName: "media-pipeline/\(worker)/lease")
-                }
-                try connection!.exec("""
+                let db = try connection ?? PostgresConnection(conninfo: conninfo, applicationName: "media-pipeline/\(worker)/lease")
+                connection = db
+                try db.exec("""
                     UPDATE mp_sources SET lease_until = now() + $2::double precision * interval '1 second'
                     WHERE worker = $1 AND lease_until IS NOT NULL
                     """, [worker, String(leaseSeconds)])

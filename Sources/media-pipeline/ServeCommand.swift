@@ -136,13 +136,13 @@ struct ServeCommand {
     /// counted against the server while it waits for the next burst.
     static func trimWhenQuiet(server: HTTPServer) -> Task<Void, Never> {
         Task.detached {
-            var busySince = false
+            var wasBusy = false
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(2))
                 if server.inFlight > 0 {
-                    busySince = true
-                } else if busySince {
-                    busySince = false
+                    wasBusy = true
+                } else if wasBusy {
+                    wasBusy = false
                     #if canImport(CMalloc)
                     malloc_trim(0)
                     #endif

@@ -700,6 +700,7 @@ class Handler(BaseHTTPRequestHandler):
     # client acknowledges the headers, and a delayed ACK makes every answer 40 ms late.
     disable_nagle_algorithm = True
     timeout = 120
+    logged = True  # set False for each API request until it is in the log; control requests never are
 
     # ---- plumbing
     def setup(self):
@@ -738,7 +739,7 @@ class Handler(BaseHTTPRequestHandler):
     def commit_log(self) -> None:
         """Logs this API request once, before its answer or reset goes out: a client that has its
         answer and then asks for the log always finds the request in it."""
-        if getattr(self, "logged", True):
+        if self.logged:
             return
         self.logged = True
         self.entry["bytes_in"] = self.reader.received

@@ -149,16 +149,6 @@ func exchange(port: Int, _ request: String) async -> RawResponse? {
     }
 }
 
-/// Polls `condition` until it holds or `timeout` seconds pass.
-func eventually(timeout: Double = 10, _ condition: () -> Bool) async -> Bool {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
-        if condition() { return true }
-        try? await Task.sleep(for: .milliseconds(20))
-    }
-    return condition()
-}
-
 /// Access entries and handler calls the server reported, for assertions.
 final class Recorder: Sendable {
     private let entries = Mutex<[HTTPAccessEntryRecord]>([])

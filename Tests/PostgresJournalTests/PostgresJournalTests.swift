@@ -162,13 +162,9 @@ struct PostgresJournalTests {
 
         // Closing ends the renewals and their connection.
         await a.close()
-        let deadline = ContinuousClock.now + .seconds(20)
-        var left = try await SharedPostgresCluster.psql(renewing, url: url)
-        while left != "0", ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(200))
-            left = try await SharedPostgresCluster.psql(renewing, url: url)
-        }
-        #expect(left == "0")
+        #expect(try await eventually(timeout: 20, every: .milliseconds(200)) {
+            try await SharedPostgresCluster.psql(renewing, url: url) == "0"
+        })
         await b.close()
     }
 

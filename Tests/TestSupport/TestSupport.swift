@@ -141,3 +141,14 @@ public struct SplitMix64: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+/// Polls `condition` until it holds or `timeout` seconds pass; whether it held in the end.
+public func eventually(timeout: Double = 10, every interval: Duration = .milliseconds(20),
+                       _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: interval)
+    }
+    return try await condition()
+}
